@@ -1,0 +1,8 @@
+"""The ``deskbot`` command line. ``app`` holds the groups; one module per area adds commands."""
+
+from __future__ import annotations
+
+from bot.cli import config_cmds, db_cmds, import_cmds  # noqa: F401 - they register commands
+from bot.cli.app import cli, main
+
+__all__ = ["cli", "main"]

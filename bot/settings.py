@@ -1,0 +1,211 @@
+"""The one settings object.
+
+Sources, highest priority first: keyword arguments, ``DESKBOT_*`` environment variables,
+the TOML file given by ``--config`` or ``DESKBOT_CONFIG``, then defaults.
+
+Top-level keys are flat (``DESKBOT_HOME``, ``DESKBOT_DATABASE_URL``); keys inside a section
+use a double underscore in the environment (``DESKBOT_SERVER__PORT=9000``) and a table in
+TOML (``[server] port = 9000``). A bad value raises :class:`SettingsError` naming the key
+and what was expected.
+
+Each area owns one section class here; add fields to your own section.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bot.errors import SettingsError
+
+ENV_PREFIX = "DESKBOT_"
+CONFIG_ENV = "DESKBOT_CONFIG"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    # auto: send when confident and grounded; assist: every reply is reviewed;
+    # hybrid: auto when sure, suggestion otherwise, handoff for out-of-scope / "human".
+    policy: Literal["auto", "assist", "hybrid"] = "hybrid"
+    max_message_chars: int = Field(4000, ge=1)
+    cors_origins: list[str] = Field(default_factory=list)
+    rate_limit_per_conversation: float = Field(1.0, gt=0, description="messages per second")
+    rate_limit_burst: int = Field(10, ge=1)
+    rate_limit_per_ip: float = Field(20.0, gt=0, description="requests per second")
+    batching: bool = True
+    batch_max_size: int = Field(32, ge=1)
+    batch_max_wait_ms: float = Field(5.0, ge=0)
+    shutdown_timeout_s: float = Field(30.0, ge=0)
+
+
+class RetrievalSettings(Section):
+    # Any sentence-transformers directory; empty means the bundled all-MiniLM-L6-v2.
+    embedder: str = ""
+    top_k: int = Field(5, ge=1, le=100)
+    # Up to this many vectors an exact IndexFlatIP is used, an approximate index above.
+    flat_max: int = Field(200_000, ge=1)
+    context_turns: int = Field(0, ge=0, le=20)
+    batch_size: int = Field(64, ge=1)
+
+
+class IntentSettings(Section):
+    # Artifact directory to use instead of the active registered version.
+    model: str = ""
+    base_encoder: str = ""
+    oos_label: str = "oos"
+    human_label: str = "human_agent"
+
+
+class GenerationSettings(Section):
+    backend: Literal["local", "remote", "off"] = "local"
+    # HF causal-LM directory; empty means the bundled SmolLM2-135M-Instruct GGUF.
+    model: str = ""
+    max_new_tokens: int = Field(160, ge=1, le=4096)
+    context_tokens: int = Field(2048, ge=128)
+    temperature: float = Field(0.0, ge=0)
+    grounding_threshold: float = Field(0.55, ge=0, le=1)
+    company_name: str = "our company"
+    remote_url: str = ""
+    remote_model: str = "default"
+    remote_api_key: SecretStr = SecretStr("")
+    remote_timeout_s: float = Field(30.0, gt=0)
+    remote_retries: int = Field(2, ge=0)
+
+
+class DeliverySettings(Section):
+    max_attempts: int = Field(8, ge=1)
+    backoff_base_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(300.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Validated settings for one deskbot process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        case_sensitive=False,
+    )
+
+    home: Path = Path("var")
+    database_url: SecretStr = SecretStr("")
+    redis_url: SecretStr = SecretStr("")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    intent: IntentSettings = Field(default_factory=IntentSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url and not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "expected a URL starting with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = _config_file
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @cached_property
+    def sqlalchemy_url(self) -> str:
+        url = self.database_url.get_secret_value()
+        return url or f"sqlite+aiosqlite:///{(self.home / 'deskbot.db').resolve()}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def indexes_dir(self) -> Path:
+        return self.home / "indexes"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, every secret masked."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = mask_url(self.database_url.get_secret_value())
+        data["redis_url"] = mask_url(self.redis_url.get_secret_value())
+        data["generation"]["remote_api_key"] = (
+            "********" if self.generation.remote_api_key.get_secret_value() else ""
+        )
+        data["sqlalchemy_url"] = mask_url(self.sqlalchemy_url)
+        return data
+
+
+_config_file: Path | None = None
+
+
+def mask_url(url: str) -> str:
+    """Hide the password in ``scheme://user:password@host``."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1********@", url)
+
+
+def _key_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    dotted = ".".join(parts)
+    env = ENV_PREFIX + "__".join(parts).upper()
+    return f"'{dotted}' ({env})"
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read and validate settings; raise :class:`SettingsError` naming the first bad key."""
+    global _config_file
+    path = config_file or os.environ.get(CONFIG_ENV) or None
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SettingsError(f"config file {path} does not exist")
+    _config_file = path
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f", got {got!r}"
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown setting {_key_name(err['loc'])}")
+            else:
+                problems.append(f"setting {_key_name(err['loc'])}: {err['msg']}{shown}")
+        raise SettingsError("; ".join(problems)) from None
+    except ValueError as exc:  # e.g. malformed TOML
+        raise SettingsError(f"config file {path}: {exc}") from None
+    finally:
+        _config_file = None

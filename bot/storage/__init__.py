@@ -1,0 +1,1 @@
+"""Durable storage: SQLModel tables, the async engine, migrations and queries."""
