@@ -72,7 +72,7 @@ class Database:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             return True
-        except Exception:  # noqa: BLE001 - readiness probe reports any failure as not ready
+        except Exception:
             log.warning("database ping failed", exc_info=True)
             return False
 

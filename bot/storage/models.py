@@ -10,7 +10,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -154,7 +154,17 @@ class ModelVersion(SQLModel, table=True):
     """A trained artifact (intent model, generator adapter, index); one active per kind."""
 
     __tablename__ = "model_versions"
-    __table_args__ = (UniqueConstraint("kind", "version", name="uq_model_kind_version"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "version", name="uq_model_kind_version"),
+        # At most one active version per kind, even under concurrent activations.
+        Index(
+            "uq_model_one_active",
+            "kind",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=32, index=True)  # intent, generator, index

@@ -44,7 +44,7 @@ async def register_model_version(
         row = ModelVersion(
             kind=kind,
             version=version,
-            path=str(Path(path).resolve()),
+            path=str(Path(path).absolute()),
             metrics=metrics or {},
             training_run_id=training_run_id,
         )
@@ -61,8 +61,7 @@ async def activate_model_version(db: Database, kind: str, version: str) -> Model
                 select(ModelVersion)
                 .where(ModelVersion.kind == kind)
                 .where(
-                    (ModelVersion.version == version)
-                    | (ModelVersion.status == ModelStatus.ACTIVE)
+                    (ModelVersion.version == version) | (ModelVersion.status == ModelStatus.ACTIVE)
                 )
                 .with_for_update()
             )

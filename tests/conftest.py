@@ -1,0 +1,107 @@
+"""Fixtures shared by the whole suite: databases (SQLite and the real PostgreSQL) and paths."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+
+from bot.storage.db import Database
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+POSTGRES_URL = os.environ.get(
+    "DESKBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"the shared data sets are missing: expected them at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    dsn = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+_pg_template: str | None = None
+_pg_error: str | None = None
+
+
+async def _postgres_database() -> str:
+    """A fresh, migrated PostgreSQL database: cloned from a migrated template made once."""
+    global _pg_template, _pg_error
+    if _pg_error is not None:
+        raise RuntimeError(_pg_error)
+    base = POSTGRES_URL.rsplit("/", 1)[0]
+    if _pg_template is None:
+        name = f"deskbot_tpl_{uuid.uuid4().hex[:8]}"
+        try:
+            await _pg_admin(f'CREATE DATABASE "{name}"')
+        except Exception as exc:
+            _pg_error = f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc}"
+            raise RuntimeError(_pg_error) from exc
+        tpl = Database(f"{base}/{name}")
+        await tpl.upgrade()
+        await tpl.dispose()
+        _pg_template = name
+    name = f"deskbot_t_{uuid.uuid4().hex[:12]}"
+    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{_pg_template}"')
+    return name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty database: the test runs once on SQLite and once on PostgreSQL.
+
+    Outside CI an unreachable PostgreSQL skips with the reason; under CI it fails.
+    """
+    if request.param == "sqlite":
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'deskbot.db'}")
+        await database.upgrade()
+        yield database
+        await database.dispose()
+        return
+    try:
+        name = await _postgres_database()
+    except RuntimeError as exc:
+        if UNDER_CI:
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    database = Database(f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}", pool_size=5)
+    yield database
+    await database.dispose()
+    await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite database, for tests that do not exercise storage itself."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'deskbot.db'}")
+    await database.upgrade()
+    yield database
+    await database.dispose()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _pg_template is not None:
+        import asyncio
+
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{_pg_template}" WITH (FORCE)'))
