@@ -62,6 +62,17 @@ class RetrievalSettings(Section):
     flat_max: int = Field(200_000, ge=1)
     context_turns: int = Field(0, ge=0, le=20)
     batch_size: int = Field(64, ge=1)
+    # Weight of the mean context vector added to the query vector before normalising.
+    context_weight: float = Field(0.5, ge=0)
+    # IVF above flat_max: lists (0 = about 4*sqrt(n)) and lists probed per query.
+    ivf_nlist: int = Field(0, ge=0)
+    ivf_nprobe: int = Field(32, ge=1)
+    # Predicted intent of a query: "boost" adds intent_boost to same-intent hits (and always
+    # considers the best same-intent pairs), "filter" keeps only them, "off" ignores it.
+    intent_mode: Literal["boost", "filter", "off"] = "boost"
+    intent_boost: float = Field(0.1, ge=0)
+    # Threads faiss may use; 1 is fastest for the single queries a chat server sends.
+    search_threads: int = Field(1, ge=1)
 
 
 class IntentSettings(Section):

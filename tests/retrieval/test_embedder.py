@@ -1,0 +1,77 @@
+"""The sentence-transformers wrapper, on a tiny random model (and once on the real one)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from bot.errors import InputError, ModelError
+from retrieval.embedder import Embedder
+from retrieval.store import IndexStore
+
+TEXTS = ["how do I cancel my order", "where is my package", "reset my password", "refund"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir) -> Embedder:
+    return Embedder(tiny_model_dir)
+
+
+def test_vectors_are_unit_length_float32(tiny, tiny_model_dir):
+    vectors = tiny.encode(TEXTS, batch_size=2)
+    assert vectors.dtype == np.float32
+    assert vectors.shape == (4, tiny.dim) == (4, 32)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert tiny.name == str(tiny_model_dir.resolve())
+    assert tiny.encode([]).shape == (0, 32)
+    assert not np.allclose(vectors[0], vectors[1])
+
+
+def test_batching_does_not_change_vectors(tiny):
+    one_by_one = np.vstack([tiny.encode([t]) for t in TEXTS])
+    np.testing.assert_allclose(tiny.encode(TEXTS, batch_size=64), one_by_one, atol=1e-5)
+
+
+def test_concurrent_calls_from_threads(tiny):
+    expected = tiny.encode(TEXTS)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: tiny.encode(TEXTS), range(16)))
+    for got in results:
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_bad_model_directory(tmp_path):
+    with pytest.raises(ModelError, match="not a sentence-transformers directory"):
+        Embedder(tmp_path / "missing")
+
+
+def test_one_string_is_refused(tiny):
+    with pytest.raises(InputError, match="list of texts"):
+        tiny.encode("cancel my order")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_real_model_retrieves_the_answer_to_a_paraphrase(tmp_path, pairs):
+    embedder = Embedder()
+    assert embedder.name == "sentence-transformers/all-MiniLM-L6-v2"
+    assert embedder.dim == 384
+    store = IndexStore(tmp_path)
+    store.build(pairs, embedder, version="v1")
+    store.activate("v1")
+    index = store.load_active(embedder)
+    queries = [
+        "I'd like to call off the purchase I just placed",
+        "my parcel hasn't arrived, where can I see it",
+        "I forgot my login credentials",
+        "my home moved, please update where you deliver",
+    ]
+    results = index.search(queries, k=1)
+    assert [r[0].intent for r in results] == [
+        "cancel_order",
+        "track_order",
+        "recover_password",
+        "change_address",
+    ]
+    assert all(0.3 < r[0].score < 1.0 for r in results)
