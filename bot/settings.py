@@ -19,7 +19,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -103,6 +112,59 @@ class DeliverySettings(Section):
     max_attempts: int = Field(8, ge=1)
     backoff_base_s: float = Field(1.0, gt=0)
     backoff_max_s: float = Field(300.0, gt=0)
+    # A claimed row is the worker's for this long; a send is cut off at half of it, so a
+    # live worker always finishes first and a crashed one's rows are retried after it.
+    lease_s: float = Field(60.0, gt=0)
+    poll_interval_s: float = Field(1.0, gt=0)
+    batch_size: int = Field(50, ge=1)
+
+
+class ChannelSettings(Section):
+    """One chat-platform channel, ``[connectors.channels.<name>]``.
+
+    ``connector`` names the platform (telegram, slack, messenger, whatsapp, twilio, webhook);
+    every other key is an option of that connector (``connectors/<platform>/config.py``),
+    validated by the connector's own config class when settings load. Secret options are
+    kept as SecretStr here so ``deskbot config show`` masks them.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_default=True)
+
+    connector: str
+    enabled: bool = True
+    _config: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _connector_options(self) -> ChannelSettings:
+        from bot.errors import DeskbotError
+        from connectors.registry import build_channel_config  # the connectors load late
+
+        extra = self.__pydantic_extra__ or {}
+        try:
+            config = build_channel_config(self.connector, extra)
+        except DeskbotError as exc:
+            raise ValueError(exc.message) from None
+        for name in type(config).secret_options() & extra.keys():
+            extra[name] = SecretStr(str(getattr(config, name)))
+        self._config = config
+        return self
+
+    @property
+    def config(self) -> Any:
+        """The connector's typed, validated config dataclass."""
+        return self._config
+
+
+class ConnectorsSettings(Section):
+    channels: dict[str, ChannelSettings] = Field(default_factory=dict)
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_names(cls, value: dict[str, ChannelSettings]) -> dict[str, ChannelSettings]:
+        for name in value:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
+                raise ValueError(f"channel name {name!r}: use 1-32 of a-z, 0-9, _ and -")
+        return value
 
 
 class Settings(BaseSettings):
@@ -125,6 +187,7 @@ class Settings(BaseSettings):
     intent: IntentSettings = Field(default_factory=IntentSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
 
     @field_validator("database_url")
     @classmethod

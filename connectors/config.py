@@ -1,0 +1,105 @@
+"""Typed per-channel options: one frozen dataclass per connector, validated on creation.
+
+Settings hold channels as ``[connectors.channels.<name>]`` tables with a ``connector`` key and
+the connector's own options; :meth:`ChannelConfig.from_options` turns such a table into the
+connector's dataclass, coercing strings from the environment and naming any bad option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+from connectors.errors import ChannelConfigError
+
+
+def secret(default: str | None = None) -> Any:
+    """A secret option: hidden from repr and masked when settings are shown."""
+    if default is None:
+        return dataclasses.field(repr=False, metadata={"secret": True})
+    return dataclasses.field(default=default, repr=False, metadata={"secret": True})
+
+
+def require(option: str, value: str) -> None:
+    if not value or not value.strip():
+        raise ChannelConfigError(option, "must not be empty")
+
+
+def check_url(option: str, value: str, *, allow_empty: bool = False) -> None:
+    if allow_empty and not value:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ChannelConfigError(option, f"expected an http(s) URL, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelConfig:
+    """Options every connector shares."""
+
+    # Total time for one call to the platform's API; the delivery worker's lease must be
+    # longer, so that a slow send is never taken over by another worker.
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ChannelConfigError("timeout_s", f"must be > 0, got {self.timeout_s!r}")
+
+    @classmethod
+    def secret_options(cls) -> frozenset[str]:
+        return frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("secret"))
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Self:
+        """Build from a settings table; raise :class:`ChannelConfigError` naming the option."""
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for key, raw in options.items():
+            if key not in fields:
+                raise ChannelConfigError(
+                    key, f"unknown option; expected one of {', '.join(sorted(fields))}"
+                )
+            values[key] = _coerce(key, raw, hints[key])
+        for name, f in fields.items():
+            missing = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if missing and name not in values:
+                raise ChannelConfigError(name, "is required")
+        return cls(**values)
+
+
+def _coerce(option: str, value: Any, hint: Any) -> Any:
+    """Values from the environment arrive as strings; turn them into the declared type."""
+    if hasattr(value, "get_secret_value"):
+        value = value.get_secret_value()
+    try:
+        if hint is bool:
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in ("1", "true", "yes", "on"):
+                    return True
+                if lowered in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            if not isinstance(value, bool):
+                raise ValueError(value)
+            return value
+        if hint in (int, float):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return hint(value)
+        if hint is str:
+            if not isinstance(value, str | int):
+                raise ValueError(value)
+            return str(value)
+        if typing.get_origin(hint) is tuple:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(i).strip() for i in items if str(i).strip())
+    except (TypeError, ValueError):
+        name = getattr(hint, "__name__", str(hint))
+        raise ChannelConfigError(option, f"expected {name}, got {value!r}") from None
+    return value

@@ -1,0 +1,11 @@
+"""Slack Events API in, ``chat.postMessage`` out."""
+
+from __future__ import annotations
+
+from connectors.registry import register_connector
+from connectors.slack.config import SlackConfig
+from connectors.slack.connector import SlackConnector
+
+register_connector("slack", SlackConnector)
+
+__all__ = ["SlackConfig", "SlackConnector"]

@@ -1,0 +1,127 @@
+"""The connector test harness: an echo ``on_inbound`` storing into a temp database, a
+webhook app, a delivery worker and a fake platform wired together."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from connector_fakes import Case, FakePlatform
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import func, select
+
+from bot.settings import DeliverySettings
+from bot.storage.db import Database
+from bot.storage.models import Conversation, Message, Outbox, Role
+from connectors.base import Connector, InboundMessage
+from connectors.channels import ConnectorSet
+from connectors.outbox import DeliveryWorker, enqueue, outbound_for
+
+FAST_DELIVERY = DeliverySettings(
+    max_attempts=6,
+    backoff_base_s=0.01,
+    backoff_max_s=0.05,
+    lease_s=4.0,
+    poll_interval_s=0.02,
+    batch_size=20,
+)
+
+
+def echo_on_inbound(db: Database, wake: Callable[[], None]) -> Callable[..., Awaitable[bool]]:
+    """Stores the customer message and an echo reply with its outbox row, in one transaction,
+    idempotently on the platform's message id (what the server's pipeline will do)."""
+
+    async def on_inbound(connector: Connector, msg: InboundMessage) -> bool:
+        try:
+            async with db.session() as s:
+                conv = (
+                    await s.exec(
+                        select(Conversation).where(
+                            Conversation.channel == msg.channel,
+                            Conversation.external_id == msg.external_conversation_id,
+                        )
+                    )
+                ).first()
+                if conv is None:
+                    conv = Conversation(
+                        channel=msg.channel,
+                        external_id=msg.external_conversation_id,
+                        customer_external_id=msg.customer_external_id,
+                    )
+                    s.add(conv)
+                    await s.flush()
+                s.add(
+                    Message(
+                        conversation_id=conv.id,
+                        channel=msg.channel,
+                        external_id=msg.external_message_id,
+                        role=Role.CUSTOMER,
+                        text=msg.text,
+                    )
+                )
+                await s.flush()
+                reply = Message(
+                    conversation_id=conv.id,
+                    channel=msg.channel,
+                    role=Role.BOT,
+                    text=f"echo: {msg.text}",
+                )
+                s.add(reply)
+                await s.flush()
+                await enqueue(
+                    s, conv, reply, outbound_for(conv, reply.text, reply_to=msg.external_message_id)
+                )
+        except IntegrityError:
+            return False
+        wake()
+        return True
+
+    return on_inbound
+
+
+async def count(db: Database, model: Any, *where: Any) -> int:
+    async with db.session() as s:
+        return (await s.exec(select(func.count()).select_from(model).where(*where))).one()
+
+
+async def outbox_rows(db: Database) -> list[Outbox]:
+    async with db.session() as s:
+        return list((await s.exec(select(Outbox).order_by(Outbox.id))).all())
+
+
+@dataclass
+class Harness:
+    case: Case
+    db: Database
+    fake: FakePlatform
+    connectors: ConnectorSet
+    client: TestClient
+    worker: DeliveryWorker
+    fake_server: TestServer | None
+    base_url: str
+    path: str
+    inbound_calls: list[InboundMessage] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return str(self.client.make_url(self.path))
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> Any:
+        return await self.client.post(self.path, data=body, headers=headers)
+
+    async def post_valid(self, **extra_headers: str) -> Any:
+        body = self.case.body()
+        headers = {**self.case.sign(body, self.url), **extra_headers}
+        return await self.post(body, headers)
+
+    async def restart_worker(self, settings: DeliverySettings = FAST_DELIVERY) -> None:
+        """Stop the worker and start a new instance on the same database (a restart)."""
+        await self.worker.stop()
+        self.worker = DeliveryWorker(self.db, self.connectors, settings)
+        await self.worker.start()
+
+
+async def customer_messages(db: Database) -> int:
+    return await count(db, Message, Message.role == Role.CUSTOMER)
