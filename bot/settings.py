@@ -108,6 +108,17 @@ class GenerationSettings(Section):
     remote_retries: int = Field(2, ge=0)
 
 
+    # auto: llama.cpp when llama-cpp-python is installed and the model has a GGUF (the bundled
+    # one does; a fine-tuned artifact carries model.gguf), else transformers.
+    runtime: Literal["auto", "llama_cpp", "transformers"] = "auto"
+    max_batch: int = Field(8, ge=1, le=64)  # sequences decoded together
+    batch_wait_ms: float = Field(5.0, ge=0)  # how long a lone request waits for company
+    threads: int = Field(0, ge=0)  # 0: all cores, at most 8
+    max_sources: int = Field(3, ge=1, le=10)  # retrieved answers shown to the model
+    # Company facts that fill placeholders, e.g. {"Customer Support Hours" = "9am-5pm"}.
+    facts: dict[str, str] = Field(default_factory=dict)
+    # Embedding similarity in the grounding score (content overlap alone when false).
+    grounding_embedder: bool = True
 class DeliverySettings(Section):
     max_attempts: int = Field(8, ge=1)
     backoff_base_s: float = Field(1.0, gt=0)

@@ -1,0 +1,160 @@
+"""The llama.cpp runtime (through llama-cpp-python's C API): quantized, continuously batched.
+
+Each job gets a sequence id in one shared KV cache. Every step is one ``llama_decode`` call
+holding the prompts of newly admitted jobs and the last token of every running one, so new
+requests join a running batch instead of waiting for it, and a step for 8 sequences costs
+little more than for one (decoding is bound by reading the weights).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bot.errors import ModelError
+from bot.generation.scheduler import Job
+
+log = logging.getLogger("deskbot.generation")
+
+
+def available() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+    except Exception:  # ImportError, or the shared library failed to load
+        return False
+    return True
+
+
+class LlamaCppEngine:
+    name = "llama.cpp"
+
+    def __init__(
+        self,
+        gguf: Path,
+        *,
+        stop_ids: frozenset[int],
+        max_batch: int = 8,
+        context_tokens: int = 2048,
+        threads: int | None = None,
+    ) -> None:
+        import llama_cpp as lc
+
+        self._lc = lc
+        logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
+        lc.llama_backend_init()
+        mparams = lc.llama_model_default_params()
+        self._model = lc.llama_model_load_from_file(str(gguf).encode(), mparams)
+        if not self._model:
+            raise ModelError(f"llama.cpp cannot load {gguf}")
+        threads = threads or min(os.cpu_count() or 1, 8)
+        cparams = lc.llama_context_default_params()
+        self.max_batch = max_batch
+        self.context_tokens = context_tokens
+        n_ctx = context_tokens * max_batch
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = n_ctx
+        cparams.n_ubatch = min(512, n_ctx)
+        cparams.n_seq_max = max_batch
+        cparams.kv_unified = True
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.no_perf = True
+        self._ctx = lc.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            lc.llama_model_free(self._model)
+            raise ModelError(f"llama.cpp cannot create a context for {gguf}")
+        self._mem = lc.llama_get_memory(self._ctx)
+        vocab = lc.llama_model_get_vocab(self._model)
+        self.n_vocab = lc.llama_vocab_n_tokens(vocab)
+        eog = {t for t in range(self.n_vocab) if lc.llama_vocab_is_eog(vocab, t)}
+        self.stop_ids = frozenset(stop_ids | eog)
+        self._batch = lc.llama_batch_init(n_ctx, 0, 1)
+        self._capacity = n_ctx
+        self.threads = threads
+
+    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        """Decode (token, position, sequence, wants_logits) entries as one batch."""
+        b = self._batch
+        for start in range(0, len(entries), self._capacity):
+            chunk = entries[start : start + self._capacity]
+            b.n_tokens = len(chunk)
+            for i, (token, pos, seq, logits) in enumerate(chunk):
+                b.token[i] = token
+                b.pos[i] = pos
+                b.n_seq_id[i] = 1
+                b.seq_id[i][0] = seq
+                b.logits[i] = logits
+            rc = self._lc.llama_decode(self._ctx, b)
+            if rc != 0:
+                raise ModelError(f"llama_decode failed with status {rc}")
+
+    def _logits(self, index: int) -> np.ndarray:
+        ptr = self._lc.llama_get_logits_ith(self._ctx, index)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def _release(self, seq: int) -> None:
+        self._lc.llama_memory_seq_rm(self._mem, seq, -1, -1)
+
+    def run(self, jobs: list[Job], admit: Callable[[int], list[Job]]) -> None:
+        free = list(range(self.max_batch - 1, -1, -1))
+        waiting = list(jobs)
+        running: dict[int, tuple[Job, int, int]] = {}  # seq -> (job, next position, last token)
+        try:
+            while waiting or running:
+                if len(waiting) < len(free):
+                    waiting.extend(admit(len(free) - len(waiting)))
+                entries: list[tuple[int, int, int, bool]] = []
+                outputs: list[tuple[int, Job]] = []  # (seq, job) in the order of logits rows
+                for seq, (job, pos, token) in running.items():
+                    entries.append((token, pos, seq, True))
+                    outputs.append((seq, job))
+                while waiting and free:
+                    job = waiting.pop(0)
+                    if not job.wants_more:
+                        job.finish()
+                        continue
+                    seq = free.pop()
+                    self._release(seq)
+                    ids = job.prompt_ids[-(self.context_tokens - job.max_new_tokens) :]
+                    last = len(ids) - 1
+                    entries.extend((t, p, seq, p == last) for p, t in enumerate(ids))
+                    running[seq] = (job, len(ids), -1)
+                    outputs.append((seq, job))
+                if not entries:
+                    continue
+                self._decode(entries)
+                row_of = [i for i, e in enumerate(entries) if e[3]]
+                for (seq, job), row in zip(outputs, row_of, strict=True):
+                    _, pos, _ = running[seq]
+                    token = job.sample(self._logits(row)) if job.wants_more else -1
+                    if token in self.stop_ids or token < 0:
+                        job.finish("stop" if token >= 0 else None)
+                    else:
+                        job.push(token)
+                    if not job.wants_more or job.done:
+                        job.finish()
+                        del running[seq]
+                        self._release(seq)
+                        free.append(seq)
+                    else:
+                        running[seq] = (job, pos + (1 if running[seq][2] >= 0 else 0), token)
+        except BaseException as exc:
+            for job, _, _ in running.values():
+                job.finish(error=exc)
+            for job in waiting:
+                job.finish(error=exc)
+            for seq in list(running):
+                self._release(seq)
+            raise
+
+    def close(self) -> None:
+        lc = self._lc
+        if self._ctx:
+            lc.llama_batch_free(self._batch)
+            lc.llama_free(self._ctx)
+            lc.llama_model_free(self._model)
+            self._ctx = None
