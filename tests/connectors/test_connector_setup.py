@@ -1,0 +1,145 @@
+"""Registry, per-channel settings and the Telegram set-webhook command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from connector_fakes import FakePlatform
+
+from bot.cli import cli
+from bot.errors import SettingsError
+from bot.settings import load_settings
+from connectors import registry
+from connectors.base import Connector
+from connectors.channels import ConnectorSet
+from connectors.telegram import TelegramConfig, TelegramConnector
+from connectors.webhook import WebhookConnector
+
+TELEGRAM = {"connector": "telegram", "bot_token": "123456:ABC-DEF", "secret_token": "tg_secret-1"}
+
+
+def test_a_connector_name_belongs_to_one_class() -> None:
+    registry.register_connector("telegram", TelegramConnector)  # same class again: fine
+
+    class Impostor(WebhookConnector):
+        pass
+
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_connector("telegram", Impostor)
+    with pytest.raises(TypeError):
+        registry.register_connector("thing", dict)  # type: ignore[arg-type]
+
+
+def test_third_party_connectors_come_from_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    class MatrixConnector(WebhookConnector):
+        pass
+
+    class EntryPoint:
+        name, value = "matrix", "deskbot_matrix:MatrixConnector"
+
+        def load(self) -> type[Connector]:
+            return MatrixConnector
+
+    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint()])
+    assert "matrix" in registry.connector_names()
+    assert registry.get_connector_class("matrix") is MatrixConnector
+
+
+def test_channel_settings_are_typed_and_secrets_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {**TELEGRAM, "timeout_s": "2.5", "quote_replies": "true"}.items():
+        monkeypatch.setenv(f"DESKBOT_CONNECTORS__CHANNELS__MAIN__{key.upper()}", value)
+    settings = load_settings()
+    config = settings.connectors.channels["main"].config
+    assert isinstance(config, TelegramConfig)
+    assert (config.timeout_s, config.quote_replies, config.bot_token) == (
+        2.5,
+        True,
+        "123456:ABC-DEF",
+    )
+    shown = json.dumps(settings.masked())
+    assert "ABC-DEF" not in shown and "tg_secret-1" not in shown
+    assert "ABC-DEF" not in repr(config)
+    connectors = ConnectorSet.from_settings(settings.connectors)
+    assert [c.channel_key for c in connectors] == ["telegram:main"]
+
+
+@pytest.mark.parametrize(
+    ("channel", "message"),
+    [
+        ({"connector": "telegram", "bot_token": "123:abc"}, "'secret_token': is required"),
+        ({**TELEGRAM, "secret_token": "has spaces"}, "'secret_token': must be 1-256"),
+        ({**TELEGRAM, "timeout_s": "soon"}, "'timeout_s': expected float"),
+        ({**TELEGRAM, "colour": "blue"}, "'colour': unknown option"),
+        ({"connector": "icq"}, "unknown connector 'icq'"),
+        (
+            {"connector": "webhook", "secret": "x" * 20, "callback_url": "ftp://x"},
+            "'callback_url': expected an http(s) URL",
+        ),
+    ],
+)
+def test_bad_channel_settings_name_the_channel_and_option(
+    channel: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(connectors={"channels": {"support": channel}})
+    assert "connectors.channels.support" in str(err.value)
+    assert message in str(err.value)
+
+
+def test_channel_names_must_fit_the_webhook_path() -> None:
+    with pytest.raises(SettingsError, match="channel name 'Bad Name'"):
+        load_settings(connectors={"channels": {"Bad Name": TELEGRAM}})
+
+
+async def test_telegram_set_webhook_registers_url_and_secret(
+    aiohttp_server: Any, tmp_path: Path
+) -> None:
+    fake = FakePlatform(
+        lambda rec: (200, {"ok": True, "result": True, "description": "Webhook was set"})
+    )
+    server = await aiohttp_server(fake.app)
+    config = tmp_path / "deskbot.toml"
+    config.write_text(
+        '[connectors.channels.main]\nconnector = "telegram"\nbot_token = "123456:ABC-DEF"\n'
+        f'secret_token = "tg_secret-1"\napi_base = "{str(server.make_url("")).rstrip("/")}"\n'
+    )
+    runner = CliRunner()
+    args = [
+        "--config",
+        str(config),
+        "telegram",
+        "set-webhook",
+        "--channel",
+        "main",
+        "--url",
+        "https://bot.example.com",
+    ]
+    result = await asyncio.to_thread(runner.invoke, cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "https://bot.example.com/webhooks/telegram/main" in result.output
+    [call] = fake.requests
+    assert call.path == "/bot123456:ABC-DEF/setWebhook"
+    assert call.json()["url"] == "https://bot.example.com/webhooks/telegram/main"
+    assert call.json()["secret_token"] == "tg_secret-1"
+
+    fake.fail_next(
+        400,
+        {
+            "ok": False,
+            "error_code": 400,
+            "description": "Bad Request: bad webhook: HTTPS url must be provided",
+        },
+    )
+    result = await asyncio.to_thread(runner.invoke, cli, args)
+    assert result.exit_code != 0
+    assert "bad webhook" in str(result.exception)
+    result = await asyncio.to_thread(runner.invoke, cli, [*args[:-1], "http://bot.example.com"])
+    assert "https" in str(result.exception)
+    assert len(fake.requests) == 2  # the http URL was refused before calling Telegram
