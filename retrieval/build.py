@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from bot.errors import InputError
 from bot.storage.db import Database
 from bot.storage.models import KnowledgePair
+from bot.storage.registry import activate_model_version, register_model_version
 from retrieval.embedder import TextEncoder
 from retrieval.pairs import Pair
 from retrieval.store import IndexStore
@@ -33,3 +34,22 @@ async def build_from_database(
     if not pairs:
         raise InputError("there are no active knowledge pairs to index; import some first")
     return await asyncio.to_thread(store.build, pairs, embedder, version=version)
+
+
+async def ensure_active_index(db: Database, store: IndexStore, embedder: TextEncoder) -> str | None:
+    """First run: build and activate an index when none is active and there are pairs.
+
+    Returns the version built, or None when one was already active or there is nothing to
+    index. Registers the version as the active ``index`` model.
+    """
+    if store.active_version() is not None:
+        return None
+    pairs = await active_pairs(db)
+    if not pairs:
+        return None
+    path = await asyncio.to_thread(store.build, pairs, embedder)
+    version = path.name
+    store.activate(version)
+    await register_model_version(db, "index", version, path, {"count": len(pairs)})
+    await activate_model_version(db, "index", version)
+    return version

@@ -63,3 +63,22 @@ async def test_build_with_no_pairs_is_an_input_error(tmp_path, encoder):
             await build_from_database(db, IndexStore(tmp_path / "i"), encoder)
     finally:
         await db.dispose()
+
+
+async def test_first_run_builds_once(tmp_path, encoder):
+    from bot.storage.registry import active_model_version
+    from retrieval.build import ensure_active_index
+
+    db = Database("sqlite+aiosqlite:///" + str(tmp_path / "t.db"))
+    await db.upgrade()
+    try:
+        store = IndexStore(tmp_path / "indexes")
+        assert await ensure_active_index(db, store, encoder) is None  # nothing to index
+        await _insert(db, [("where is my package", "See Track.", "track_order", True)])
+        version = await ensure_active_index(db, store, encoder)
+        assert version is not None and store.active_version() == version
+        assert (await active_model_version(db, "index")).version == version
+        assert await ensure_active_index(db, store, encoder) is None
+        assert len(store.versions()) == 1
+    finally:
+        await db.dispose()
