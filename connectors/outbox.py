@@ -23,6 +23,7 @@ confirming commit; the generic webhook sends the row id as an idempotency key fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -139,6 +140,9 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        # SQLite has one writer: queueing our own writes here beats colliding in its busy
+        # handler, which sleeps in steps of up to 100 ms.
+        self._write_lock = asyncio.Lock() if db.is_sqlite else contextlib.nullcontext()
 
     @property
     def running(self) -> bool:
@@ -208,7 +212,7 @@ class DeliveryWorker:
         if not self.db.is_sqlite:
             query = query.with_for_update(skip_locked=True, of=Outbox)
         claims: list[_Claim] = []
-        async with self.db.session() as s:
+        async with self._write_lock, self.db.session() as s:
             for row in (await s.exec(query)).all():
                 row_id, status, attempts = row.id, row.status, row.attempts
                 if status == OutboxStatus.SENDING:
@@ -314,5 +318,5 @@ class DeliveryWorker:
             await self._finish(claim, status=OutboxStatus.FAILED, last_error=error)
 
     async def _finish(self, claim: _Claim, **values: Any) -> bool:
-        async with self.db.session() as s:
+        async with self._write_lock, self.db.session() as s:
             return await self._set(s, claim.id, OutboxStatus.SENDING, claim.attempt, **values)
