@@ -151,7 +151,8 @@
   var status = "bot";
   var lastId = 0;                     // highest message id rendered
   var rendered = {};                  // message id -> <li>
-  var streams = [];                   // [{replyTo, node, body}] bot replies being streamed
+  var streams = [];                   // [{replyTo, li, body}] bot replies being streamed
+  var answered = {};                  // customer message id -> its reply has been rendered
   var source = null;                  // EventSource
   var retryMs = 1000;
   var retryTimer = null;
@@ -234,7 +235,13 @@
   }
 
   function renderMessage(m) {
-    if (!m || typeof m.id !== "number" || rendered[m.id]) return;
+    if (!m || typeof m.id !== "number") return;
+    if (m.role === "bot" && typeof m.reply_to === "number") {
+      // The whole reply is here: its streamed draft goes, and late pieces are ignored.
+      answered[m.reply_to] = true;
+      dropStream(m.reply_to);
+    }
+    if (rendered[m.id]) return;
     if (conv && m.conversation_id !== undefined && m.conversation_id !== conv.id) return;
     var li;
     if (m.role === "customer") {
@@ -245,13 +252,8 @@
       }
       if (li) { li.classList.remove("pending"); li.remove(); }
     }
-    if (m.role === "bot" && streams.length) {
-      // The reply that was streaming has arrived whole.
-      if (typeof m.reply_to === "number" && streams.some(function (x) { return x.replyTo === m.reply_to; })) {
-        dropStream(m.reply_to);
-      } else {
-        streams.shift().li.remove();
-      }
+    if (m.role === "bot" && typeof m.reply_to !== "number" && streams.length) {
+      streams.shift().li.remove();   // a reply that does not say what it answers: the oldest
     }
     if (!li) li = bubble(m.role, m.text).li;
     li.dataset.id = String(m.id);
@@ -265,7 +267,7 @@
 
   function onToken(ev) {
     var d = parse(ev);
-    if (!d || typeof d.text !== "string") return;
+    if (!d || typeof d.text !== "string" || answered[d.reply_to]) return;
     var s = null;
     for (var i = 0; i < streams.length; i++) if (streams[i].replyTo === d.reply_to) s = streams[i];
     if (!s) {
@@ -473,9 +475,13 @@
     }).then(function (res) {
       renderMessage(res.message);
       var reply = res.reply || {};
-      if (reply.status !== "sent") dropStream(res.message && res.message.id);
+      if (reply.status !== "sent" && res.message) {
+        answered[res.message.id] = true;   // nothing of an unsent draft reaches the customer
+        dropStream(res.message.id);
+      }
       if (reply.status === "sent" && reply.id !== null && reply.id !== undefined && reply.text !== null) {
-        renderMessage({ id: reply.id, conversation_id: conv.id, role: "bot", text: reply.text });
+        renderMessage({ id: reply.id, conversation_id: conv.id, role: "bot", text: reply.text,
+          reply_to: res.message && res.message.id });
       } else if (reply.status === "handoff") {
         setTyping(null);
         if (reply.id !== null && reply.id !== undefined && reply.text) {
