@@ -61,6 +61,8 @@ class ServerSettings(Section):
     batch_max_size: int = Field(32, ge=1)
     batch_max_wait_ms: float = Field(5.0, ge=0)
     shutdown_timeout_s: float = Field(30.0, ge=0)
+    # Run queued jobs (imports, training) in this process; off when `deskbot worker` runs them.
+    run_jobs: bool = True
 
 
 class RetrievalSettings(Section):
@@ -106,8 +108,6 @@ class GenerationSettings(Section):
     remote_api_key: SecretStr = SecretStr("")
     remote_timeout_s: float = Field(30.0, gt=0)
     remote_retries: int = Field(2, ge=0)
-
-
     # auto: llama.cpp when llama-cpp-python is installed and the model has a GGUF (the bundled
     # one does; a fine-tuned artifact carries model.gguf), else transformers.
     runtime: Literal["auto", "llama_cpp", "transformers"] = "auto"
@@ -119,6 +119,8 @@ class GenerationSettings(Section):
     facts: dict[str, str] = Field(default_factory=dict)
     # Embedding similarity in the grounding score (content overlap alone when false).
     grounding_embedder: bool = True
+
+
 class DeliverySettings(Section):
     max_attempts: int = Field(8, ge=1)
     backoff_base_s: float = Field(1.0, gt=0)

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from bot.cli import config_cmds, connector_cmds, db_cmds, import_cmds, index_cmds  # noqa: F401 - they register commands
+from bot.cli import (  # noqa: F401 - each module registers its commands
+    config_cmds,
+    connector_cmds,
+    db_cmds,
+    generation_cmds,
+    import_cmds,
+    index_cmds,
+    intent_cmds,
+    prepare_cmds,
+    serve_cmds,
+)
 from bot.cli.app import cli, main
 
 __all__ = ["cli", "main"]

@@ -1,0 +1,182 @@
+"""Admin routes: model versions, training runs, imports, metrics, messages to label."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from aiohttp import web
+from sqlmodel import col, select
+
+from bot.api.common import field, json_body, path_int, principal, services
+from bot.errors import InputError, NotFoundError
+from bot.events import MODELS, Event
+from bot.jobs import JOB_KINDS, enqueue, request_cancel, upload_dir
+from bot.metrics import summary
+from bot.serialize import message_json, model_json, run_json
+from bot.storage.models import Message, ModelVersion, Role, TrainingRun
+from bot.storage.registry import KINDS, activate_model_version, list_model_versions
+
+routes = web.RouteTableDef()
+MAX_UPLOAD = 512 * 1024 * 1024
+UPLOAD_SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".tsv")
+
+
+async def _admin(request: web.Request) -> None:
+    await principal(request, "admin")
+
+
+@routes.get("/api/v1/admin/models")
+async def models(request: web.Request) -> web.Response:
+    await _admin(request)
+    kind = request.query.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise InputError(f"'kind' must be one of {', '.join(KINDS)}")
+    rows = await list_model_versions(services(request).db, kind)
+    return web.json_response({"models": [model_json(m) for m in rows]})
+
+
+@routes.post("/api/v1/admin/models/{kind}/{version}/activate")
+async def activate(request: web.Request) -> web.Response:
+    """Activate (or roll back to) a version; every process swaps to it without a restart."""
+    await _admin(request)
+    svc = services(request)
+    kind, version = request.match_info["kind"], request.match_info["version"]
+    row = await activate_model_version(svc.db, kind, version)
+    await svc.runtime.reload([kind])
+    await svc.bus.publish(MODELS, Event("activated", {"kind": kind, "version": version}))
+    return web.json_response(model_json(row))
+
+
+@routes.get("/api/v1/admin/models/intent/{version}/confusion.png")
+async def confusion(request: web.Request) -> web.StreamResponse:
+    await _admin(request)
+    version = request.match_info["version"]
+    async with services(request).db.session() as s:
+        row = (
+            await s.exec(
+                select(ModelVersion).where(
+                    ModelVersion.kind == "intent", ModelVersion.version == version
+                )
+            )
+        ).first()
+    if row is None:
+        raise NotFoundError("no such intent model")
+    for name in ("confusion.png", "confusion_matrix.png"):
+        path = Path(row.path) / name
+        if path.is_file():
+            return web.FileResponse(path, headers={"Content-Type": "image/png"})
+    raise NotFoundError("this model has no confusion matrix; run `deskbot eval intent` on it")
+
+
+@routes.post("/api/v1/admin/training-runs")
+async def start_run(request: web.Request) -> web.Response:
+    await _admin(request)
+    svc = services(request)
+    body = await json_body(request)
+    kind = field(body, "kind", str)
+    if kind not in JOB_KINDS or kind == "import":
+        raise InputError(
+            f"'kind' must be one of {', '.join(k for k in JOB_KINDS if k != 'import')}"
+        )
+    params = field(body, "params", dict, required=False) or {}
+    run = await enqueue(svc.db, kind, params)
+    svc.jobs.wake()
+    return web.json_response(run_json(run), status=202)
+
+
+@routes.get("/api/v1/admin/training-runs")
+async def list_runs(request: web.Request) -> web.Response:
+    await _admin(request)
+    async with services(request).db.session() as s:
+        rows = (
+            await s.exec(select(TrainingRun).order_by(col(TrainingRun.id).desc()).limit(100))
+        ).all()
+    return web.json_response({"runs": [run_json(r) for r in rows]})
+
+
+@routes.get("/api/v1/admin/training-runs/{run_id}")
+async def get_run(request: web.Request) -> web.Response:
+    await _admin(request)
+    async with services(request).db.session() as s:
+        run = await s.get(TrainingRun, path_int(request, "run_id"))
+    if run is None:
+        raise NotFoundError("no such training run")
+    return web.json_response(run_json(run))
+
+
+@routes.post("/api/v1/admin/training-runs/{run_id}/cancel")
+async def cancel_run(request: web.Request) -> web.Response:
+    await _admin(request)
+    run = await request_cancel(services(request).db, path_int(request, "run_id"))
+    return web.json_response(run_json(run))
+
+
+@routes.post("/api/v1/admin/import")
+async def import_upload(request: web.Request) -> web.Response:
+    """Upload a CSV/JSONL file (multipart field ``file``) and import it as a job."""
+    await _admin(request)
+    svc = services(request)
+    if not request.content_type.startswith("multipart/"):
+        raise InputError("send the file as multipart/form-data in a field named 'file'")
+    reader = await request.multipart()
+    part = await reader.next()
+    while part is not None and getattr(part, "name", None) != "file":
+        part = await reader.next()
+    if part is None or not getattr(part, "filename", None):
+        raise InputError("no 'file' field in the upload")
+    name = Path(part.filename).name  # type: ignore[union-attr,arg-type]
+    if not name.lower().endswith(UPLOAD_SUFFIXES):
+        raise InputError(f"{name}: expected a .csv or .jsonl file (optionally .gz)")
+    target = upload_dir(svc.settings) / f"{uuid.uuid4().hex[:8]}-{name}"
+    size = 0
+    with target.open("wb") as out:
+        while chunk := await part.read_chunk():  # type: ignore[union-attr]
+            size += len(chunk)
+            if size > MAX_UPLOAD:
+                out.close()
+                target.unlink(missing_ok=True)
+                raise InputError(f"the upload is larger than {MAX_UPLOAD // 2**20} MiB")
+            out.write(chunk)
+    if size == 0:
+        target.unlink(missing_ok=True)
+        raise InputError(f"{name} is empty")
+    run = await enqueue(svc.db, "import", {"path": str(target.absolute()), "filename": name})
+    svc.jobs.wake()
+    return web.json_response(run_json(run), status=202)
+
+
+@routes.get("/api/v1/admin/metrics")
+async def metrics_summary(request: web.Request) -> web.Response:
+    await _admin(request)
+    try:
+        days = int(request.query.get("days", "14"))
+    except ValueError:
+        raise InputError("'days' must be a whole number") from None
+    if not 1 <= days <= 366:
+        raise InputError("'days' must be between 1 and 366")
+    return web.json_response(await summary(services(request).db, days))
+
+
+@routes.get("/api/v1/admin/uncertain")
+async def uncertain(request: web.Request) -> web.Response:
+    """Customer messages the model was least sure about, to label first."""
+    await _admin(request)
+    try:
+        limit = max(1, min(500, int(request.query.get("limit", "50"))))
+    except ValueError:
+        raise InputError("'limit' must be a whole number") from None
+    async with services(request).db.session() as s:
+        rows = (
+            await s.exec(
+                select(Message)
+                .where(
+                    Message.role == Role.CUSTOMER,
+                    col(Message.confidence).is_not(None),
+                    col(Message.corrected_intent).is_(None),
+                )
+                .order_by(col(Message.confidence))
+                .limit(limit)
+            )
+        ).all()
+    return web.json_response({"messages": [message_json(m) for m in rows]})

@@ -1,0 +1,202 @@
+"""Agent routes: the review queue, conversations, suggestions, replies, live updates."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlmodel import col, select
+
+from bot.api.common import (
+    field,
+    json_body,
+    path_int,
+    principal,
+    services,
+    text_field,
+)
+from bot.api.sse import stream_events
+from bot.errors import NotFoundError
+from bot.events import AGENTS
+from bot.review import agent_reply, review_suggestion, set_owner
+from bot.serialize import conversation_json, message_json, suggestion_json
+from bot.storage.models import (
+    Conversation,
+    ConversationStatus,
+    Message,
+    Suggestion,
+    SuggestionStatus,
+)
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/agent/me")
+async def me(request: web.Request) -> web.Response:
+    who = await principal(request)
+    return web.json_response({"name": who.name, "role": who.role})
+
+
+@routes.get("/api/v1/agent/queue")
+async def queue(request: web.Request) -> web.Response:
+    """Pending suggestions and handed-off conversations, oldest first."""
+    await principal(request)
+    async with services(request).db.session() as s:
+        pending = (
+            await s.exec(
+                select(Suggestion)
+                .where(Suggestion.status == SuggestionStatus.PENDING)
+                .order_by(col(Suggestion.created_at), col(Suggestion.id))
+                .limit(500)
+            )
+        ).all()
+        handoffs = (
+            await s.exec(
+                select(Conversation)
+                .where(Conversation.status == ConversationStatus.HANDOFF)
+                .order_by(col(Conversation.updated_at))
+                .limit(500)
+            )
+        ).all()
+        conv_ids = {p.conversation_id for p in pending} | {c.id for c in handoffs}
+        last: dict[int, Message] = {}
+        for m in (
+            await s.exec(
+                select(Message)
+                .where(col(Message.conversation_id).in_(conv_ids))
+                .order_by(col(Message.id))
+            )
+        ).all():
+            last[m.conversation_id] = m
+        convs = {c.id: c for c in handoffs}
+        missing = conv_ids - set(convs)
+        if missing:
+            for c in (
+                await s.exec(select(Conversation).where(col(Conversation.id).in_(missing)))
+            ).all():
+                convs[c.id] = c
+    items = []
+    for sug in pending:
+        conv = convs[sug.conversation_id]
+        items.append(
+            {
+                "kind": "suggestion",
+                "conversation_id": sug.conversation_id,
+                "suggestion": suggestion_json(sug),
+                "last_message": message_json(last[sug.conversation_id]),
+                "waiting_since": sug.created_at.isoformat(),
+                "assigned_agent": conv.assigned_agent,
+            }
+        )
+    for conv in handoffs:
+        if conv.id not in last:
+            continue
+        items.append(
+            {
+                "kind": "handoff",
+                "conversation_id": conv.id,
+                "last_message": message_json(last[conv.id]),  # type: ignore[index]
+                "waiting_since": conv.updated_at.isoformat(),
+                "assigned_agent": conv.assigned_agent,
+            }
+        )
+    items.sort(key=lambda item: item["waiting_since"])
+    return web.json_response({"items": items})
+
+
+@routes.get("/api/v1/agent/conversations/{conversation_id}")
+async def conversation(request: web.Request) -> web.Response:
+    await principal(request)
+    conv_id = path_int(request, "conversation_id")
+    async with services(request).db.session() as s:
+        conv = await s.get(Conversation, conv_id)
+        if conv is None:
+            raise NotFoundError("no such conversation")
+        messages = (
+            await s.exec(
+                select(Message).where(Message.conversation_id == conv_id).order_by(col(Message.id))
+            )
+        ).all()
+        suggestions = (
+            await s.exec(
+                select(Suggestion)
+                .where(Suggestion.conversation_id == conv_id)
+                .order_by(col(Suggestion.id))
+            )
+        ).all()
+    return web.json_response(
+        {
+            "conversation": conversation_json(conv),
+            "messages": [message_json(m) for m in messages],
+            "suggestions": [suggestion_json(x) for x in suggestions],
+        }
+    )
+
+
+@routes.post("/api/v1/agent/conversations/{conversation_id}/claim")
+async def claim(request: web.Request) -> web.Response:
+    who = await principal(request)
+    return web.json_response(
+        await set_owner(
+            services(request), path_int(request, "conversation_id"), who.name, take=True
+        )
+    )
+
+
+@routes.post("/api/v1/agent/conversations/{conversation_id}/handback")
+async def handback(request: web.Request) -> web.Response:
+    who = await principal(request)
+    return web.json_response(
+        await set_owner(
+            services(request), path_int(request, "conversation_id"), who.name, take=False
+        )
+    )
+
+
+@routes.post("/api/v1/agent/conversations/{conversation_id}/messages")
+async def write(request: web.Request) -> web.Response:
+    who = await principal(request)
+    svc = services(request)
+    conv_id = path_int(request, "conversation_id")
+    body = await json_body(request)
+    text = text_field(body, "text", svc.settings.server.max_message_chars)
+    message = await agent_reply(svc, conv_id, who.name, text)  # type: ignore[arg-type]
+    return web.json_response({"message": message_json(message)}, status=201)
+
+
+async def _review(request: web.Request, action: str) -> web.Response:
+    who = await principal(request)
+    svc = services(request)
+    sug_id = path_int(request, "suggestion_id")
+    body = await json_body(request) if (await request.read()).strip() else {}
+    limit = svc.settings.server.max_message_chars
+    text = text_field(body, "text", limit, required=action == "edit")
+    intent = field(body, "intent", str, required=False)
+    reason = field(body, "reason", str, required=False)
+    done = await review_suggestion(
+        svc, sug_id, who.name, action, text=text, intent=intent, reason=reason
+    )
+    out: dict[str, object] = {"suggestion": suggestion_json(done.suggestion)}
+    if done.message is not None:
+        out["message"] = message_json(done.message)
+    return web.json_response(out)
+
+
+@routes.post("/api/v1/agent/suggestions/{suggestion_id}/approve")
+async def approve(request: web.Request) -> web.Response:
+    return await _review(request, "approve")
+
+
+@routes.post("/api/v1/agent/suggestions/{suggestion_id}/edit")
+async def edit(request: web.Request) -> web.Response:
+    return await _review(request, "edit")
+
+
+@routes.post("/api/v1/agent/suggestions/{suggestion_id}/reject")
+async def reject(request: web.Request) -> web.Response:
+    return await _review(request, "reject")
+
+
+@routes.get("/api/v1/agent/events")
+async def agent_events(request: web.Request) -> web.StreamResponse:
+    """SSE for the console: queue changes and new messages (key in ?key= for EventSource)."""
+    await principal(request, query_param="key")
+    return await stream_events(request, services(request).bus, AGENTS)

@@ -1,0 +1,195 @@
+"""What every route shares: JSON errors, body parsing, authentication, rate limits, CORS."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from bot.auth import Principal, authenticate_key, token_matches
+from bot.errors import (
+    AuthError,
+    DeskbotError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    RateLimitedError,
+)
+from bot.storage.models import Conversation
+
+log = logging.getLogger("deskbot.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+
+SERVICES = web.AppKey("services", object)
+
+
+def services(request: web.Request) -> Any:
+    return request.app[SERVICES]
+
+
+def error_response(status: int, code: str, message: str, **headers: str) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers or None
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes ``{"error": {"code", "message"}}``; never a stack trace."""
+    try:
+        return await handler(request)
+    except RateLimitedError as exc:
+        retry = str(max(1, math.ceil(exc.retry_after)))
+        return web.json_response(exc.to_dict(), status=exc.status, headers={"Retry-After": retry})
+    except DeskbotError as exc:
+        return web.json_response(exc.to_dict(), status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return error_response(
+            exc.status,
+            code,
+            exc.reason,
+            **{k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")},
+        )
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal server error")
+
+
+def cors_middleware(origins: list[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """CORS for the configured widget origins only, on the public widget routes."""
+    allowed = set(origins)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        ok = origin is not None and (origin in allowed or "*" in allowed)
+        public = request.path.startswith(("/api/v1/conversations", "/api/v1/messages"))
+        if request.method == "OPTIONS" and public and origin is not None:
+            if not ok:
+                return error_response(403, "forbidden", f"origin {origin} is not allowed")
+            response: web.StreamResponse = web.Response(status=204)
+        else:
+            response = await handler(request)
+        if ok and public:
+            response.headers["Access-Control-Allow-Origin"] = origin  # type: ignore[assignment]
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        return response
+
+    return middleware
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object; InputError (400) for anything else."""
+    raw = await request.read()
+    if not raw:
+        raise InputError("the request needs a JSON body")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"invalid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InputError("the JSON body must be an object")
+    return body
+
+
+def field(
+    body: dict[str, Any], name: str, kind: type[T] | tuple[type, ...], *, required: bool = True
+) -> Any:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InputError(f"field {name!r} is required")
+        return None
+    if isinstance(value, bool) and kind is not bool:
+        raise InputError(f"field {name!r} must be {_kind_name(kind)}")
+    if not isinstance(value, kind):
+        raise InputError(f"field {name!r} must be {_kind_name(kind)}")
+    return value
+
+
+def _kind_name(kind: Any) -> str:
+    names = {
+        str: "a string",
+        int: "an integer",
+        dict: "an object",
+        list: "a list",
+        bool: "a boolean",
+    }
+    if isinstance(kind, tuple):
+        return " or ".join(names.get(k, k.__name__) for k in kind)
+    return names.get(kind, kind.__name__)
+
+
+def text_field(body: dict[str, Any], name: str, limit: int, *, required: bool = True) -> str | None:
+    value = field(body, name, str, required=required)
+    if value is None:
+        return None
+    if not value.strip():
+        raise InputError(f"field {name!r} must not be empty")
+    if len(value) > limit:
+        raise InputError(f"field {name!r} is {len(value)} characters; the limit is {limit}")
+    return value
+
+
+def path_int(request: web.Request, name: str) -> int:
+    try:
+        value = int(request.match_info[name])
+    except ValueError:
+        raise NotFoundError(f"no such {name.removesuffix('_id')}") from None
+    if value < 1 or value > 2**62:
+        raise NotFoundError(f"no such {name.removesuffix('_id')}")
+    return value
+
+
+def bearer(request: web.Request, query_param: str | None = None) -> str:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    if query_param and request.query.get(query_param):
+        return request.query[query_param]
+    raise AuthError("missing Authorization: Bearer credentials")
+
+
+async def conversation_for_token(
+    request: web.Request, conversation_id: int, *, query_param: str | None = None
+) -> Conversation:
+    """The conversation the widget token opens; another conversation's id is a 404."""
+    token = bearer(request, query_param)
+    async with services(request).db.session() as s:
+        conv = await s.get(Conversation, conversation_id)
+    if conv is None or not token_matches(token, conv.token_hash):
+        raise NotFoundError("no such conversation")
+    return conv
+
+
+async def principal(
+    request: web.Request, role: str = "agent", *, query_param: str | None = None
+) -> Principal:
+    """The agent or admin calling; widget tokens and bad keys are refused."""
+    key = bearer(request, query_param)
+    if not key.startswith("dsk_"):
+        raise ForbiddenError("this route needs an agent or admin API key, not a conversation token")
+    who = await authenticate_key(services(request).db, key)
+    who.require(role)  # type: ignore[arg-type]
+    return who
+
+
+async def rate_limit(request: web.Request, key: str, rate: float, burst: int) -> None:
+    wait = await services(request).limiter.hit(key, rate, burst)
+    if wait > 0:
+        raise RateLimitedError("too many requests; slow down", retry_after=wait)
+
+
+def client_ip(request: web.Request) -> str:
+    return request.remote or "unknown"

@@ -1,0 +1,121 @@
+"""Operations: health, readiness, Prometheus metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bot.api.common import services
+from bot.metrics import REGISTRY
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: models loaded and database reachable; lists the versions served."""
+    svc = services(request)
+    db_ok = await svc.db.ping()
+    ready = db_ok and svc.runtime.ready and not svc.closing
+    body = {
+        "ready": ready,
+        "database": db_ok,
+        "models": {k: svc.runtime.models.versions.get(k) for k in ("intent", "index", "generator")},
+        "policy": svc.settings.server.policy,
+    }
+    return web.json_response(body, status=200 if ready else 503)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    return web.Response(
+        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+def _security(path: str) -> list[dict[str, list[str]]]:
+    if path.startswith(("/api/v1/agent", "/api/v1/admin")):
+        return [{"apiKey": []}]
+    if path.startswith(("/api/v1/conversations/", "/api/v1/messages/")):
+        return [{"conversationToken": []}]
+    return []
+
+
+def build_openapi(app: web.Application) -> dict[str, object]:
+    """An OpenAPI 3.1 document generated from the router, so no route is left out."""
+    paths: dict[str, dict[str, object]] = {}
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter") or info.get("prefix")
+        if not path or route.method in ("HEAD", "OPTIONS", "*"):
+            continue
+        doc = (route.handler.__doc__ or route.handler.__name__.replace("_", " ")).strip()
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{(\w+)}", path)
+        ]
+        op: dict[str, object] = {
+            "summary": doc.splitlines()[0],
+            "operationId": f"{route.method.lower()}_{route.handler.__name__}",
+            "parameters": params,
+            "responses": {
+                "200": {"description": "success"},
+                "4XX": {
+                    "description": "client error",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
+            },
+        }
+        security = _security(path)
+        if security:
+            op["security"] = security
+        if route.method in ("POST", "PUT", "PATCH"):
+            op["requestBody"] = {
+                "required": False,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        paths.setdefault(path, {})[route.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "deskbot", "version": "1"},
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "agent/admin key"},
+                "conversationToken": {"type": "http", "scheme": "bearer"},
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                }
+            },
+        },
+    }
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """This document."""
+    return web.json_response(build_openapi(request.app))

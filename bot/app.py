@@ -1,0 +1,122 @@
+"""The aiohttp application: routes, middlewares and the services' lifetime."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from bot.api import admin, agent, ops, widget
+from bot.api.common import SERVICES, Handler, cors_middleware, error_middleware
+from bot.events import MODELS
+from bot.jobs import RELOADS, JobRunner
+from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from bot.pipeline import ReplyPipeline
+from bot.runtime import ModelRuntime
+from bot.services import Services
+from bot.settings import Settings
+from bot.storage.db import Database
+from bot.storage.models import TrainingRun
+
+log = logging.getLogger("deskbot.server")
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
+        HTTP_LATENCY.labels(route).observe(time.perf_counter() - started)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    load_generator: bool = True,
+    run_jobs: bool | None = None,
+    embedder: Any = None,
+) -> web.Application:
+    """Build the server. Services start with the app and close with it."""
+    app = web.Application(
+        middlewares=[
+            metrics_middleware,
+            error_middleware,
+            cors_middleware(settings.server.cors_origins),
+        ],
+        client_max_size=1024**2 * 2,
+    )
+    database = db or Database(settings.sqlalchemy_url)
+    runtime = ModelRuntime(settings, database, load_generator=load_generator, embedder=embedder)
+    svc = Services(settings=settings, db=database, runtime=runtime)
+    app[SERVICES] = svc
+    for table in (widget.routes, agent.routes, admin.routes, ops.routes):
+        app.router.add_routes(table)
+    try:
+        from bot.web.routes import add_page_routes
+    except ImportError:  # pages not installed in this build
+        log.debug("web pages are not available")
+    else:
+        add_page_routes(app)
+
+    async def start(app: web.Application) -> None:
+        if db is None:
+            await database.upgrade()
+        await runtime.load()
+        log.info("models loaded: %s", runtime.models.versions)
+
+        async def deliver(conv: Any, message: Any) -> None:
+            if svc.connectors is not None:
+                await svc.connectors.deliver(conv, message)
+
+        svc.pipeline = ReplyPipeline(settings, database, runtime, svc.bus, deliver)
+
+        async def finished(run: TrainingRun) -> None:
+            kinds = RELOADS.get(run.kind)
+            if run.status == "succeeded" and kinds:
+                await runtime.reload(kinds)
+
+        svc.jobs = JobRunner(settings, database, on_finished=finished)
+        if settings.server.run_jobs if run_jobs is None else run_jobs:
+            svc.jobs.start()
+
+        async def follow_models() -> None:
+            async with svc.bus.subscribe(MODELS) as events:
+                async for event in events:
+                    if event.type == "activated":
+                        await runtime.reload([event.data["kind"]])
+                    elif event.type == "__closed__":
+                        return
+
+        svc.spawn(follow_models(), name="follow-models")
+
+    async def shutdown(app: web.Application) -> None:
+        svc.closing = True
+        await svc.bus.close()  # ends SSE streams so in-flight requests can finish
+
+    async def cleanup(app: web.Application) -> None:
+        await svc.drain(settings.server.shutdown_timeout_s)
+        if svc.jobs is not None:
+            await svc.jobs.stop()
+        if svc.connectors is not None:
+            await svc.connectors.close()
+        await runtime.close()
+        if db is None:
+            await database.dispose()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(shutdown)
+    app.on_cleanup.append(cleanup)
+    return app

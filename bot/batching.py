@@ -1,0 +1,107 @@
+"""Micro-batching of model calls across concurrent requests.
+
+This is the one place that batches CPU-bound model work for the server. Requests arriving while
+a batch runs wait for the next one; a batch starts as soon as the worker is free and holds at
+most ``max_size`` items, after waiting at most ``max_wait`` seconds for more to arrive. The
+model function runs in a dedicated thread, so the event loop never runs a model.
+
+With batching disabled (``max_size=1``) each request is its own model call: the load benchmark
+uses that to show what batching buys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+log = logging.getLogger("deskbot.batching")
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class MicroBatcher(Generic[In, Out]):
+    """Collect single calls into batches for ``fn(list[In]) -> list[Out]``."""
+
+    def __init__(
+        self,
+        fn: Callable[[list[In]], Sequence[Out]],
+        *,
+        max_size: int = 32,
+        max_wait: float = 0.005,
+        name: str = "model",
+    ) -> None:
+        if max_size < 1:
+            raise ValueError("max_size must be at least 1")
+        self.fn = fn
+        self.max_size = max_size
+        self.max_wait = max_wait
+        self.name = name
+        self._queue: asyncio.Queue[tuple[In, asyncio.Future[Out]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        # One thread: model calls are serialised (torch already uses every core per call).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
+        self.batches = 0
+        self.items = 0
+
+    async def submit(self, item: In) -> Out:
+        if self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+        assert self._queue is not None
+        fut: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        await self._queue.put((item, fut))
+        return await fut
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            deadline = loop.time() + self.max_wait
+            while len(batch) < self.max_size:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    while len(batch) < self.max_size and not queue.empty():
+                        batch.append(queue.get_nowait())
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), timeout))
+                except TimeoutError:
+                    break
+            live = [(item, fut) for item, fut in batch if not fut.cancelled()]
+            if not live:
+                continue
+            try:
+                results = await loop.run_in_executor(
+                    self._executor, self.fn, [item for item, _ in live]
+                )
+                if len(results) != len(live):
+                    raise RuntimeError(
+                        f"{self.name} returned {len(results)} results for {len(live)} inputs"
+                    )
+            except Exception as exc:
+                log.exception("%s batch of %d failed", self.name, len(live))
+                for _, fut in live:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            self.batches += 1
+            self.items += len(live)
+            for (_, fut), result in zip(live, results, strict=True):
+                if not fut.done():
+                    fut.set_result(result)
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+            self._worker = None
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,372 @@
+"""The reply path for one stored customer message: intent → retrieve → generate → decide.
+
+The customer's message is already persisted (idempotently) by the caller. The pipeline reads
+the conversation, asks the runtime for intent and retrieved pairs (batched with concurrent
+requests), writes a draft, decides by policy, and records everything it used: intent,
+confidence, verdict, sources with scores, grounding, model versions, decision and timings.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlmodel import col, select
+
+from bot.events import AGENTS, Event, EventBus, conversation_topic
+from bot.generation.placeholders import fill
+from bot.metrics import DECISIONS, REPLY_LATENCY
+from bot.policy import Action, Decision, decide
+from bot.runtime import ModelRuntime, Query, Understanding
+from bot.serialize import message_json, suggestion_json
+from bot.settings import Settings
+from bot.storage.db import Database
+from bot.storage.models import (
+    Conversation,
+    ConversationStatus,
+    Message,
+    Role,
+    Suggestion,
+    SuggestionStatus,
+    utcnow,
+)
+from retrieval.hit import Hit
+
+log = logging.getLogger("deskbot.pipeline")
+
+HISTORY_TURNS = 12
+HANDOFF_NOTICE = "Thanks, I've passed this to our support team. An agent will reply here soon."
+
+Deliver = Callable[[Conversation, Message], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyOutcome:
+    status: Literal["sent", "pending_review", "handoff"]
+    message: Message | None  # what the customer was sent (bot reply or handoff notice)
+    suggestion: Suggestion | None
+    intent: str | None
+    confidence: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.message.id if self.message is not None else None,
+            "text": self.message.text if self.message is not None else None,
+            "status": self.status,
+            "intent": self.intent,
+            "confidence": self.confidence,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    text: str
+    fallback: str
+    grounding: float
+    grounded: bool
+    model: str | None
+    missing_slots: tuple[str, ...] = ()
+
+
+def _sources(hits: tuple[Hit, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "pair_id": h.pair_id,
+            "score": round(h.score, 4),
+            "question": h.question,
+            "answer": h.answer,
+            "intent": h.intent,
+        }
+        for h in hits
+    ]
+
+
+class ReplyPipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        runtime: ModelRuntime,
+        bus: EventBus,
+        deliver: Deliver | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.runtime = runtime
+        self.bus = bus
+        self.deliver = deliver
+
+    async def _load(
+        self, conversation_id: int, message_id: int
+    ) -> tuple[Conversation, Message, list[Message]]:
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+            msg = await s.get(Message, message_id)
+            rows = (
+                await s.exec(
+                    select(Message)
+                    .where(Message.conversation_id == conversation_id, Message.id < message_id)
+                    .order_by(col(Message.id).desc())
+                    .limit(HISTORY_TURNS)
+                )
+            ).all()
+        assert conv is not None and msg is not None
+        return conv, msg, list(reversed(rows))
+
+    async def handle(self, conversation_id: int, message_id: int) -> ReplyOutcome | None:
+        """Answer one stored customer message; None when an agent owns the conversation."""
+        started = time.perf_counter()
+        conv, msg, history = await self._load(conversation_id, message_id)
+        if conv.status != ConversationStatus.BOT:
+            await self.bus.publish(
+                AGENTS, Event("queue", {"reason": "customer_message", "conversation_id": conv.id})
+            )
+            return None
+        turns = tuple(
+            (m.role, m.text) for m in history if m.role in (Role.CUSTOMER, Role.BOT, Role.AGENT)
+        )
+        context = tuple(t for r, t in turns if r == Role.CUSTOMER)[
+            -max(1, self.settings.retrieval.context_turns) :
+        ]
+        await self.bus.publish(
+            conversation_topic(conv.id), Event("typing", {"who": "bot", "on": True})
+        )
+        try:
+            understood = await self.runtime.understand(
+                Query(msg.text, context if self.settings.retrieval.context_turns else ())
+            )
+            understand_ms = (time.perf_counter() - started) * 1000
+            pred = understood.prediction
+            intent = pred.intent if pred else None
+            verdict = pred.verdict if pred else None
+            pre = decide(
+                self.settings.server.policy,
+                intent=intent,
+                verdict=verdict,
+                grounded=True,
+                has_answer=bool(understood.hits),
+                human_label=self.settings.intent.human_label,
+            )
+            draft: _Draft | None = None
+            gen_start = time.perf_counter()
+            if pre.action != Action.HANDOFF:
+                draft = await self._draft(
+                    conv, msg, turns, understood, stream=pre.action == Action.SEND
+                )
+            generate_ms = (time.perf_counter() - gen_start) * 1000
+            decision = (
+                pre
+                if draft is None
+                else decide(
+                    self.settings.server.policy,
+                    intent=intent,
+                    verdict=verdict,
+                    grounded=draft.grounded,
+                    has_answer=True,
+                    human_label=self.settings.intent.human_label,
+                )
+            )
+            timings = {
+                "understand_ms": round(understand_ms, 2),
+                "generate_ms": round(generate_ms, 2),
+                "total_ms": round((time.perf_counter() - started) * 1000, 2),
+            }
+            outcome = await self._record(conv, msg, understood, draft, decision, timings)
+            REPLY_LATENCY.observe(time.perf_counter() - started)
+            DECISIONS.labels(outcome.status).inc()
+            return outcome
+        finally:
+            await self.bus.publish(
+                conversation_topic(conv.id), Event("typing", {"who": "bot", "on": False})
+            )
+
+    async def _draft(
+        self,
+        conv: Conversation,
+        msg: Message,
+        turns: tuple[tuple[str, str], ...],
+        understood: Understanding,
+        *,
+        stream: bool,
+    ) -> _Draft:
+        history = (*turns, (Role.CUSTOMER.value, msg.text))
+        best = understood.hits[0]
+        fallback, missing = fill(best.answer, history)
+        generator = self.runtime.models.generator
+        if generator is None:
+            # Generation off: the best retrieved answer is the reply, grounded by construction.
+            return _Draft(fallback, fallback, 1.0, True, None, tuple(missing))
+        from bot.generation import ReplyRequest
+
+        request = ReplyRequest(
+            message=msg.text,
+            history=tuple((r if r != "system" else "bot", t) for r, t in turns),
+            hits=understood.hits,
+            intent=understood.prediction.label if understood.prediction else None,
+        )
+        topic = conversation_topic(conv.id)
+        if stream:
+            draft = None
+            async for piece, final in generator.stream_with_draft(request):
+                if piece:
+                    await self.bus.publish(
+                        topic, Event("token", {"reply_to": msg.id, "text": piece})
+                    )
+                if final is not None:
+                    draft = final
+            assert draft is not None
+        else:
+            draft = await generator.generate(request)
+        if stream and not draft.grounded:
+            await self.bus.publish(topic, Event("retract", {"reply_to": msg.id}))
+        return _Draft(
+            draft.text,
+            draft.fallback,
+            draft.grounding,
+            draft.grounded,
+            draft.model,
+            tuple(draft.missing_slots),
+        )
+
+    async def _record(
+        self,
+        conv: Conversation,
+        msg: Message,
+        understood: Understanding,
+        draft: _Draft | None,
+        decision: Decision,
+        timings: dict[str, float],
+    ) -> ReplyOutcome:
+        pred = understood.prediction
+        versions = {k: v for k, v in self.runtime.models.versions.items() if v}
+        if draft is not None and draft.model:
+            versions["generator"] = draft.model
+        details = {
+            "sources": _sources(understood.hits),
+            "intent_source": understood.intent_source,
+            "top_k": [list(x) for x in pred.top_k] if pred else [],
+            "grounding": draft.grounding if draft else None,
+            "decision_reason": decision.reason,
+            **timings,
+        }
+        text = None
+        if draft is not None:
+            text = draft.fallback if decision.use_fallback else draft.text
+        reply: Message | None = None
+        suggestion: Suggestion | None = None
+        async with self.db.session() as s:
+            customer = await s.get(Message, msg.id)
+            assert customer is not None
+            customer.intent = pred.intent if pred else None
+            customer.confidence = pred.confidence if pred else None
+            customer.verdict = pred.verdict if pred else None
+            customer.decision = decision.action.value
+            customer.model_versions = versions
+            customer.details = details
+            s.add(customer)
+            conversation = await s.get(Conversation, conv.id, with_for_update=True)
+            assert conversation is not None
+            conversation.updated_at = utcnow()
+            if decision.action == Action.SEND:
+                assert text is not None
+                reply = Message(
+                    conversation_id=conv.id,
+                    channel=conv.channel,
+                    role=Role.BOT,
+                    text=text,
+                    intent=customer.intent,
+                    confidence=customer.confidence,
+                    verdict=customer.verdict,
+                    decision=decision.action.value,
+                    model_versions=versions,
+                    details={**details, "reply_to": msg.id},
+                )
+                s.add(reply)
+                await s.flush()
+                s.add(
+                    Suggestion(
+                        conversation_id=conv.id,
+                        message_id=msg.id,
+                        draft=text,
+                        sources=details["sources"],
+                        intent=customer.intent,
+                        confidence=customer.confidence,
+                        grounding=details["grounding"],
+                        status=SuggestionStatus.AUTO_SENT,
+                        final_text=text,
+                        reply_message_id=reply.id,
+                    )
+                )
+            elif decision.action == Action.SUGGEST:
+                assert text is not None
+                suggestion = Suggestion(
+                    conversation_id=conv.id,
+                    message_id=msg.id,
+                    draft=text,
+                    sources=details["sources"],
+                    intent=customer.intent,
+                    confidence=customer.confidence,
+                    grounding=details["grounding"],
+                )
+                s.add(suggestion)
+            else:
+                conversation.status = ConversationStatus.HANDOFF
+                reply = Message(
+                    conversation_id=conv.id,
+                    channel=conv.channel,
+                    role=Role.SYSTEM,
+                    text=HANDOFF_NOTICE,
+                    decision=decision.action.value,
+                    details={"reason": decision.reason, "reply_to": msg.id},
+                )
+                s.add(reply)
+            s.add(conversation)
+            await s.flush()
+        status: Literal["sent", "pending_review", "handoff"] = {
+            Action.SEND: "sent",
+            Action.SUGGEST: "pending_review",
+            Action.HANDOFF: "handoff",
+        }[decision.action]  # type: ignore[assignment]
+        await self._announce(conv, reply, suggestion, decision)
+        return ReplyOutcome(
+            status,
+            reply,
+            suggestion,
+            pred.intent if pred else None,
+            pred.confidence if pred else None,
+        )
+
+    async def _announce(
+        self,
+        conv: Conversation,
+        reply: Message | None,
+        suggestion: Suggestion | None,
+        decision: Decision,
+    ) -> None:
+        topic = conversation_topic(conv.id)
+        if reply is not None:
+            await self.bus.publish(topic, Event("message", message_json(reply)))
+            if self.deliver is not None:
+                await self.deliver(conv, reply)
+        if decision.action == Action.HANDOFF:
+            await self.bus.publish(
+                topic, Event("status", {"status": ConversationStatus.HANDOFF.value})
+            )
+            await self.bus.publish(
+                AGENTS, Event("queue", {"reason": "handoff", "conversation_id": conv.id})
+            )
+        elif suggestion is not None:
+            await self.bus.publish(
+                AGENTS,
+                Event(
+                    "queue",
+                    {
+                        "reason": "suggestion",
+                        "conversation_id": conv.id,
+                        "suggestion": suggestion_json(suggestion),
+                    },
+                ),
+            )

@@ -1,0 +1,237 @@
+"""What agents do: review suggestions, write replies, take over and hand back.
+
+An approved or edited reply is delivered on the conversation's channel and becomes a knowledge
+pair (the customer's question → the agent's final text), added to the live index at once.
+An intent correction is stored on the customer's message, where training reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import select
+
+from bot.errors import ConflictError, InputError, NotFoundError
+from bot.events import AGENTS, Event, conversation_topic
+from bot.importer import pair_hash
+from bot.serialize import conversation_json, message_json
+from bot.services import Services
+from bot.storage.models import (
+    Conversation,
+    ConversationStatus,
+    KnowledgePair,
+    Message,
+    Role,
+    Suggestion,
+    SuggestionStatus,
+    utcnow,
+)
+
+log = logging.getLogger("deskbot.review")
+
+
+@dataclass(frozen=True, slots=True)
+class Reviewed:
+    suggestion: Suggestion
+    message: Message | None
+
+
+def _check_intent(intent: str | None) -> str | None:
+    if intent is None:
+        return None
+    intent = intent.strip()
+    if not intent or len(intent) > 128:
+        raise InputError("'intent' must be 1 to 128 characters")
+    return intent
+
+
+async def _deliver(svc: Services, conv: Conversation, message: Message) -> None:
+    data = message_json(message)
+    await svc.bus.publish(conversation_topic(conv.id), Event("message", data))  # type: ignore[arg-type]
+    await svc.bus.publish(AGENTS, Event("message", data))
+    if svc.connectors is not None:
+        await svc.connectors.deliver(conv, message)
+
+
+async def review_suggestion(
+    svc: Services,
+    suggestion_id: int,
+    reviewer: str,
+    action: str,
+    *,
+    text: str | None = None,
+    intent: str | None = None,
+    reason: str | None = None,
+) -> Reviewed:
+    """Approve, edit-and-send or reject a pending suggestion."""
+    intent = _check_intent(intent)
+    pair = None
+    async with svc.db.session() as s:
+        sug = await s.get(Suggestion, suggestion_id, with_for_update=True)
+        if sug is None:
+            raise NotFoundError("no such suggestion")
+        if sug.status != SuggestionStatus.PENDING:
+            raise ConflictError(f"this suggestion was already {sug.status}")
+        conv = await s.get(Conversation, sug.conversation_id)
+        customer = await s.get(Message, sug.message_id)
+        assert conv is not None and customer is not None
+        if intent is not None:
+            customer.corrected_intent = intent
+            s.add(customer)
+        sug.reviewer = reviewer
+        sug.reviewed_at = utcnow()
+        reply = None
+        if action == "reject":
+            sug.status = SuggestionStatus.REJECTED
+            sug.final_text = None
+            if reason:
+                sug.sources = [*sug.sources, {"rejected_because": reason[:500]}]
+        else:
+            final = sug.draft if action == "approve" else (text or "").strip()
+            if not final:
+                raise InputError("an edited reply needs a non-empty 'text'")
+            if "{{" in final:
+                raise InputError("the reply still contains a {{placeholder}}; fill it in first")
+            sug.status = (
+                SuggestionStatus.APPROVED if action == "approve" else SuggestionStatus.EDITED
+            )
+            sug.final_text = final
+            reply = Message(
+                conversation_id=conv.id,  # type: ignore[arg-type]
+                channel=conv.channel,
+                role=Role.AGENT if action == "edit" else Role.BOT,
+                text=final,
+                intent=intent or sug.intent,
+                decision=f"review:{action}",
+                author=reviewer,
+                details={"suggestion_id": sug.id, "reply_to": sug.message_id},
+            )
+            s.add(reply)
+            await s.flush()
+            sug.reply_message_id = reply.id
+            pair = await _learn_pair(s, customer.text, final, intent or sug.intent, reply.id)
+        s.add(sug)
+        conv.updated_at = utcnow()
+        s.add(conv)
+    if reply is not None:
+        await _deliver(svc, conv, reply)
+    if pair is not None:
+        await svc.runtime.add_pairs([pair])
+    await svc.bus.publish(
+        AGENTS, Event("queue", {"reason": f"suggestion_{action}", "conversation_id": conv.id})
+    )
+    return Reviewed(sug, reply)
+
+
+async def _learn_pair(
+    s: Any, question: str, answer: str, intent: str | None, message_id: int | None
+) -> KnowledgePair | None:
+    digest = pair_hash(question, answer)
+    exists = (
+        await s.exec(select(KnowledgePair).where(KnowledgePair.content_hash == digest))
+    ).first()
+    if exists is not None:
+        return None
+    pair = KnowledgePair(
+        question=question,
+        answer=answer,
+        intent=intent,
+        source="agent",
+        source_ref=f"message:{message_id}",
+        content_hash=digest,
+    )
+    s.add(pair)
+    await s.flush()
+    return pair
+
+
+async def agent_reply(svc: Services, conversation_id: int, agent: str, text: str) -> Message:
+    """An agent writes to the customer; the conversation is theirs until handed back."""
+    async with svc.db.session() as s:
+        conv = await s.get(Conversation, conversation_id, with_for_update=True)
+        if conv is None:
+            raise NotFoundError("no such conversation")
+        if conv.status == ConversationStatus.CLOSED:
+            raise ConflictError("this conversation is closed")
+        last_customer = (
+            await s.exec(
+                select(Message)
+                .where(Message.conversation_id == conversation_id, Message.role == Role.CUSTOMER)
+                .order_by(Message.id.desc())  # type: ignore[union-attr]
+            )
+        ).first()
+        was = conv.status
+        conv.status = ConversationStatus.HANDOFF
+        conv.assigned_agent = conv.assigned_agent or agent
+        conv.updated_at = utcnow()
+        message = Message(
+            conversation_id=conversation_id,
+            channel=conv.channel,
+            role=Role.AGENT,
+            text=text,
+            author=agent,
+            decision="agent",
+            details={"reply_to": last_customer.id if last_customer else None},
+        )
+        s.add(message)
+        s.add(conv)
+        # Pending suggestions are moot once an agent answers in person.
+        for sug in (
+            await s.exec(
+                select(Suggestion).where(
+                    Suggestion.conversation_id == conversation_id,
+                    Suggestion.status == SuggestionStatus.PENDING,
+                )
+            )
+        ).all():
+            sug.status = SuggestionStatus.REJECTED
+            sug.reviewer = agent
+            sug.reviewed_at = utcnow()
+            s.add(sug)
+        await s.flush()
+    await _deliver(svc, conv, message)
+    if was != ConversationStatus.HANDOFF:
+        await svc.bus.publish(
+            conversation_topic(conversation_id), Event("status", {"status": conv.status})
+        )
+    await svc.bus.publish(
+        AGENTS, Event("queue", {"reason": "agent_reply", "conversation_id": conversation_id})
+    )
+    return message
+
+
+async def set_owner(
+    svc: Services, conversation_id: int, agent: str, *, take: bool
+) -> dict[str, Any]:
+    """Claim (take over) a conversation, or hand it back to the bot."""
+    async with svc.db.session() as s:
+        conv = await s.get(Conversation, conversation_id, with_for_update=True)
+        if conv is None:
+            raise NotFoundError("no such conversation")
+        if conv.status == ConversationStatus.CLOSED:
+            raise ConflictError("this conversation is closed")
+        if take:
+            if (
+                conv.assigned_agent not in (None, agent)
+                and conv.status == ConversationStatus.HANDOFF
+            ):
+                raise ConflictError(f"{conv.assigned_agent} already handles this conversation")
+            conv.status = ConversationStatus.HANDOFF
+            conv.assigned_agent = agent
+        else:
+            conv.status = ConversationStatus.BOT
+            conv.assigned_agent = None
+        conv.updated_at = utcnow()
+        s.add(conv)
+    await svc.bus.publish(
+        conversation_topic(conversation_id), Event("status", {"status": conv.status})
+    )
+    await svc.bus.publish(
+        AGENTS,
+        Event(
+            "queue", {"reason": "claim" if take else "handback", "conversation_id": conversation_id}
+        ),
+    )
+    return conversation_json(conv)

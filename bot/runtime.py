@@ -1,0 +1,230 @@
+"""The models a server process answers with, and their atomic swap.
+
+:class:`ModelRuntime` holds one immutable :class:`ModelSet` (embedder, index, intent classifier,
+generator, with their versions). A batch takes the set that is current when it starts and uses
+it to the end; :meth:`ModelRuntime.reload` loads the newly active versions in a thread and then
+replaces the set with one assignment, so a swap needs no restart and fails no request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bot.batching import MicroBatcher
+from bot.errors import ModelError
+from bot.intent import IntentClassifier, IntentPrediction
+from bot.settings import Settings
+from bot.storage.db import Database
+from bot.storage.registry import active_model_version
+from retrieval.hit import Hit
+
+log = logging.getLogger("deskbot.runtime")
+
+# Used when no intent model is active: the nearest pairs vote (see _intent_from_hits).
+KNN_CONFIDENT = 0.72
+KNN_OUT_OF_SCOPE = 0.45
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    text: str
+    context: tuple[str, ...] = ()  # earlier customer turns, oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class Understanding:
+    prediction: IntentPrediction | None
+    hits: tuple[Hit, ...]
+    intent_source: str  # "model", "retrieval" or "none"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSet:
+    embedder: Any = None
+    index: Any = None  # retrieval.index.KnowledgeIndex
+    intent: IntentClassifier | None = None
+    generator: Any = None  # bot.generation.Generator
+    versions: dict[str, str | None] = field(default_factory=dict)
+
+
+def _intent_from_hits(hits: Sequence[Hit]) -> IntentPrediction | None:
+    """Without an intent model, the retrieved neighbours' intents stand in for one."""
+    labelled = [h for h in hits if h.intent]
+    if not labelled:
+        return None
+    votes: dict[str, float] = {}
+    for h in labelled:
+        votes[h.intent] = max(votes.get(h.intent, 0.0), h.score)  # type: ignore[index]
+    ranked = sorted(votes.items(), key=lambda kv: -kv[1])
+    best, score = ranked[0]
+    if score < KNN_OUT_OF_SCOPE:
+        verdict = "out_of_scope"
+    elif score < KNN_CONFIDENT or (len(ranked) > 1 and score - ranked[1][1] < 0.02):
+        verdict = "ambiguous"
+    else:
+        verdict = "confident"
+    return IntentPrediction(
+        intent=best,
+        confidence=float(score),
+        top_k=tuple((k, float(v)) for k, v in ranked[:5]),
+        verdict=verdict,  # type: ignore[arg-type]
+    )
+
+
+class ModelRuntime:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        load_generator: bool = True,
+        embedder: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.models = ModelSet(embedder=embedder)
+        self.want_generator = load_generator and settings.generation.backend != "off"
+        self._swap_lock = asyncio.Lock()
+        batch = settings.server.batch_max_size if settings.server.batching else 1
+        self.batcher: MicroBatcher[Query, Understanding] = MicroBatcher(
+            self.understand_batch,
+            max_size=batch,
+            max_wait=settings.server.batch_max_wait_ms / 1000,
+            name="understand",
+        )
+
+    # -- loading -----------------------------------------------------------------------------
+
+    async def _active_path(self, kind: str) -> tuple[str | None, Path | None]:
+        row = await active_model_version(self.db, kind)
+        return (row.version, Path(row.path)) if row else (None, None)
+
+    async def load(self) -> ModelSet:
+        """Load the active versions (first start) and make them current."""
+        async with self._swap_lock:
+            new = await self._load(self.models, kinds=("index", "intent", "generator"))
+            self.models = new
+            return new
+
+    async def reload(self, kinds: Sequence[str] = ("index", "intent")) -> ModelSet:
+        """Load what is active now for ``kinds`` and swap atomically if anything changed."""
+        async with self._swap_lock:
+            new = await self._load(self.models, kinds=kinds)
+            if new.versions != self.models.versions:
+                log.info("swapping models %s -> %s", self.models.versions, new.versions)
+            self.models = new
+            return new
+
+    async def _load(self, current: ModelSet, kinds: Sequence[str]) -> ModelSet:
+        from retrieval.embedder import Embedder
+        from retrieval.store import IndexStore
+
+        versions = dict(current.versions)
+        embedder = current.embedder
+        if embedder is None:
+            embedder = await asyncio.to_thread(Embedder, self.settings.retrieval.embedder or None)
+        index, intent, generator = current.index, current.intent, current.generator
+
+        if "index" in kinds:
+            version, _ = await self._active_path("index")
+            store = IndexStore(self.settings.indexes_dir, self.settings.retrieval)
+            if version is None:
+                version = store.active_version()
+            if version is not None and version != versions.get("index"):
+                index = await asyncio.to_thread(store.load, version, embedder)
+            versions["index"] = version if index is not None else None
+
+        if "intent" in kinds:
+            path: Path | None
+            if self.settings.intent.model:
+                path = Path(self.settings.intent.model)
+                version = f"file:{path.name}"
+            else:
+                version, path = await self._active_path("intent")
+            if path is not None and version != versions.get("intent"):
+                if not path.exists():
+                    raise ModelError(f"intent model {version} is missing at {path}")
+                intent = await asyncio.to_thread(IntentClassifier.load, path)
+            elif path is None:
+                intent = None
+            versions["intent"] = version if intent is not None else None
+
+        if "generator" in kinds and self.want_generator:
+            version, path = await self._active_path("generator")
+            if generator is None or version != versions.get("generator"):
+                from bot.generation import load_generator
+
+                settings = self.settings
+                if path is not None:
+                    settings = settings.model_copy(
+                        update={
+                            "generation": settings.generation.model_copy(
+                                update={"adapter": str(path)}
+                            )
+                        }
+                    )
+                old = generator
+                generator = await asyncio.to_thread(load_generator, settings)
+                if old is not None:
+                    await old.close()
+            versions["generator"] = getattr(generator, "version", None)
+        return replace(
+            current,
+            embedder=embedder,
+            index=index,
+            intent=intent,
+            generator=generator,
+            versions=versions,
+        )
+
+    # -- inference -----------------------------------------------------------------------------
+
+    def understand_batch(self, queries: list[Query]) -> list[Understanding]:
+        """Intent and retrieval for a batch of messages (runs in the batcher's thread)."""
+        models = self.models
+        texts = [q.text for q in queries]
+        preds: list[IntentPrediction | None]
+        if models.intent is not None:
+            preds = list(models.intent.predict(texts))
+        else:
+            preds = [None] * len(texts)
+        if models.index is None or len(models.index) == 0:
+            return [Understanding(p, (), "model" if p else "none") for p in preds]
+        contexts = [list(q.context) for q in queries]
+        vectors = models.index.encode_queries(texts, contexts)
+        hits = models.index.search_vectors(
+            vectors,
+            self.settings.retrieval.top_k,
+            [p.label if p is not None else None for p in preds],
+        )
+        out = []
+        for pred, found in zip(preds, hits, strict=True):
+            if pred is None:
+                out.append(Understanding(_intent_from_hits(found), tuple(found), "retrieval"))
+            else:
+                out.append(Understanding(pred, tuple(found), "model"))
+        return out
+
+    async def understand(self, query: Query) -> Understanding:
+        return await self.batcher.submit(query)
+
+    async def add_pairs(self, pairs: Sequence[Any]) -> int:
+        """Add knowledge pairs (e.g. an approved agent reply) to the live index."""
+        index = self.models.index
+        if index is None:
+            return 0
+        return await asyncio.to_thread(index.add, list(pairs))
+
+    @property
+    def ready(self) -> bool:
+        return self.models.embedder is not None
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        if self.models.generator is not None:
+            await self.models.generator.close()
