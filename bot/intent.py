@@ -1,0 +1,124 @@
+"""The runtime intent classifier: load a trained artifact once, predict batches of messages.
+
+A prediction is ``out_of_scope`` when the model's best intent is the out-of-scope label or its
+calibrated confidence is under the artifact's threshold, ``ambiguous`` when the top two
+intents are closer than the artifact's margin, and ``confident`` otherwise. ``intent`` is
+always the model's best in-scope guess or the out-of-scope label itself; read ``verdict``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from finetune.intent.artifact import IntentConfig, load_artifact
+from finetune.intent.model import IntentNet, bf16_supported, run_batched, tokenize
+
+log = logging.getLogger("deskbot.intent")
+
+Verdict = Literal["confident", "ambiguous", "out_of_scope"]
+
+
+@dataclass(frozen=True)
+class IntentPrediction:
+    intent: str
+    confidence: float
+    top_k: tuple[tuple[str, float], ...]
+    verdict: Verdict
+
+    @property
+    def label(self) -> str | None:
+        """The intent, or ``None`` when out of scope."""
+        return None if self.verdict == "out_of_scope" else self.intent
+
+
+class IntentClassifier:
+    """A loaded intent artifact. ``predict`` is safe to call from executor threads."""
+
+    def __init__(
+        self,
+        net: IntentNet,
+        tokenizer: PreTrainedTokenizerBase,
+        config: IntentConfig,
+        path: Path,
+        *,
+        top_k: int = 5,
+        batch_size: int = 64,
+    ) -> None:
+        self.net = net.eval()
+        self.tokenizer = tokenizer
+        self.config = config
+        self.path = path
+        self.top_k = max(1, min(top_k, len(config.labels)))
+        self.batch_size = batch_size
+        self.bf16 = config.bf16 and bf16_supported()
+        self._lock = threading.Lock()  # one forward at a time: the tokenizer is not reentrant
+
+    @classmethod
+    def load(cls, path: str | Path, *, top_k: int = 5) -> IntentClassifier:
+        path = Path(path)
+        config, tokenizer, net = load_artifact(path)
+        log.info(
+            "loaded intent model %s (%d intents) from %s", config.version, len(config.labels), path
+        )
+        return cls(net, tokenizer, config, path, top_k=top_k)
+
+    @property
+    def version(self) -> str:
+        return self.config.version
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.config.labels
+
+    @property
+    def oos_label(self) -> str:
+        return self.config.oos_label
+
+    def logits(self, texts: Sequence[str]) -> torch.Tensor:
+        """Uncalibrated logits, one row per text, in input order."""
+        if not texts:
+            return torch.empty((0, len(self.labels)))
+        with self._lock, torch.inference_mode():
+            ids = tokenize(
+                self.tokenizer, [t if t.strip() else "." for t in texts], self.config.max_length
+            )
+            return run_batched(
+                self.net,
+                ids,
+                self.tokenizer.pad_token_id or 0,
+                batch_size=self.batch_size,
+                bf16=self.bf16,
+            )
+
+    def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
+        return torch.softmax(self.logits(texts) / self.config.temperature, dim=-1)
+
+    def predict(self, texts: list[str]) -> list[IntentPrediction]:
+        probs = self.probabilities(texts)
+        if probs.shape[0] == 0:
+            return []
+        top_p, top_i = probs.topk(max(2, self.top_k) if len(self.labels) > 1 else 1, dim=-1)
+        return [self._prediction(p.tolist(), i.tolist()) for p, i in zip(top_p, top_i, strict=True)]
+
+    def _prediction(self, top_p: list[float], top_i: list[int]) -> IntentPrediction:
+        cfg = self.config
+        best = cfg.labels[top_i[0]]
+        confidence = top_p[0]
+        margin = confidence - (top_p[1] if len(top_p) > 1 else 0.0)
+        verdict: Verdict
+        if best == cfg.oos_label or confidence < cfg.oos_threshold:
+            verdict = "out_of_scope"
+        elif margin < cfg.ambiguity_margin:
+            verdict = "ambiguous"
+        else:
+            verdict = "confident"
+        top = tuple((cfg.labels[i], round(p, 6)) for p, i in zip(top_p, top_i, strict=True))
+        return IntentPrediction(best, confidence, top[: self.top_k], verdict)

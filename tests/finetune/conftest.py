@@ -1,0 +1,48 @@
+"""Intent-model fixtures: a tiny random encoder, and models trained once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from finetune.intent.data import Examples
+from finetune.intent.train import train_intent
+from tests.finetune.intent_helpers import (
+    REAL_HP,
+    TINY_HP,
+    banking_with_oos,
+    tiny_encoder,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture(scope="session")
+def banking_train(shared_data: Path) -> Examples:
+    return banking_with_oos(shared_data, per_intent=30, seed=1)
+
+
+@pytest.fixture(scope="session")
+def banking_test(shared_data: Path) -> Examples:
+    return banking_with_oos(shared_data, per_intent=15, seed=1, skip=30)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(
+    tiny_encoder_dir: Path, banking_train: Examples, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("tiny-model") / "model"
+    return train_intent(
+        banking_train, TINY_HP, out, progress=False, base_encoder=str(tiny_encoder_dir)
+    )
+
+
+@pytest.fixture(scope="session")
+def real_model(banking_train: Examples, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled encoder fine-tuned on 4 banking intents + out-of-scope (about 20 s)."""
+    out = tmp_path_factory.mktemp("real-model") / "model"
+    return train_intent(banking_train, REAL_HP, out, progress=False)
