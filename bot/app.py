@@ -10,6 +10,7 @@ from aiohttp import web
 
 from bot.api import admin, agent, ops, widget
 from bot.api.common import SERVICES, Handler, cors_middleware, error_middleware
+from bot.channels import attach
 from bot.events import MODELS
 from bot.jobs import RELOADS, JobRunner
 from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -70,6 +71,7 @@ def create_app(
         log.debug("web pages are not available")
     else:
         add_page_routes(app)
+    svc.connectors = attach(app, svc)
 
     async def start(app: web.Application) -> None:
         if db is None:
@@ -77,11 +79,10 @@ def create_app(
         await runtime.load()
         log.info("models loaded: %s", runtime.models.versions)
 
-        async def deliver(conv: Any, message: Any) -> None:
-            if svc.connectors is not None:
-                await svc.connectors.deliver(conv, message)
-
+        deliver = svc.connectors.deliver if svc.connectors is not None else None
         svc.pipeline = ReplyPipeline(settings, database, runtime, svc.bus, deliver)
+        if svc.connectors is not None:
+            await svc.connectors.start()
 
         async def finished(run: TrainingRun) -> None:
             kinds = RELOADS.get(run.kind)

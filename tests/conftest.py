@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -13,7 +16,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 
+from bot.importer import import_file
 from bot.storage.db import Database
+from bot.storage.registry import activate_model_version, register_model_version
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -98,6 +103,52 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.upgrade()
     yield database
     await database.dispose()
+
+
+# -- a prepared deskbot home: the sample imported and indexed with the real encoder --
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Any:
+    from retrieval.embedder import Embedder
+
+    return Embedder()
+
+
+async def build_index(home: Path, db: Database, embedder: Any) -> str:
+    from retrieval.build import build_from_database
+    from retrieval.store import IndexStore
+
+    store = IndexStore(home / "indexes")
+    path = await build_from_database(db, store, embedder)
+    store.activate(path.name)
+    await register_model_version(db, "index", path.name, path, {})
+    await activate_model_version(db, "index", path.name)
+    return path.name
+
+
+@pytest.fixture(scope="session")
+def sample_home(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Path:
+    home = tmp_path_factory.mktemp("sample-home")
+
+    async def prepare() -> None:
+        db = Database(f"sqlite+aiosqlite:///{home / 'deskbot.db'}")
+        await db.upgrade()
+        for name in ("sample_pairs.csv", "sample_dialogues.jsonl"):
+            await import_file(db, REPO_ROOT / "examples" / name)
+        await build_index(home, db, embedder)
+        await db.dispose()
+
+    asyncio.run(prepare())
+    return home
+
+
+@pytest.fixture
+def home(sample_home: Path, tmp_path: Path) -> Path:
+    """A private copy of the prepared home: tests may change it freely."""
+    target = tmp_path / "home"
+    shutil.copytree(sample_home, target)
+    return target
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -13,7 +13,7 @@ from sqlmodel import select
 from bot.api.common import SERVICES
 from bot.auth import create_api_key
 from bot.storage.models import Feedback, KnowledgePair, Message
-from tests.bot.conftest import build_index
+from tests.conftest import build_index
 
 CANCEL = "I want to cancel the order I made yesterday"  # close to many sample questions
 HUMAN = "can I speak to a real person?"  # a sample human_agent question

@@ -1,0 +1,95 @@
+"""Chat platforms through the real deskbot server: webhook → pipeline → outbox → platform."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from connector_fakes import CASES, FakePlatform, eventually, payload
+from sqlmodel import select
+
+from bot.api.common import SERVICES
+from bot.auth import create_api_key
+from bot.settings import load_settings
+from bot.storage.models import Message, Role
+
+TELEGRAM = next(c for c in CASES if c.connector == "telegram")
+
+
+async def _server(aiohttp_client: Any, aiohttp_server: Any, home: Any, embedder: Any, policy: str):
+    from bot.app import create_app
+
+    fake = FakePlatform(TELEGRAM.ok)
+    platform = await aiohttp_server(fake.app)
+    options = TELEGRAM.options(str(platform.make_url("")).rstrip("/"))
+    settings = load_settings(
+        home=home,
+        server={"policy": policy},
+        generation={"backend": "off"},
+        delivery={"backoff_base_s": 0.01, "backoff_max_s": 0.05, "poll_interval_s": 0.02},
+        connectors={"channels": {"main": {"connector": "telegram", **options}}},
+    )
+    client = await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))
+    return client, fake, options
+
+
+def _update(text: str, update_id: int) -> bytes:
+    data = payload(TELEGRAM.payload_file)
+    data["update_id"] = update_id
+    data["message"]["message_id"] = update_id
+    data["message"]["text"] = text
+    return json.dumps(data).encode()
+
+
+async def test_telegram_message_is_answered_once(aiohttp_client, aiohttp_server, home, embedder):
+    client, fake, options = await _server(aiohttp_client, aiohttp_server, home, embedder, "hybrid")
+    headers = {"X-Telegram-Bot-Api-Secret-Token": options["secret_token"]}
+    body = _update("How can I cancel my order?", 5001)
+    for _ in range(2):  # Telegram retries when it does not get a 200 quickly
+        resp = await client.post("/webhooks/telegram/main", data=body, headers=headers)
+        assert resp.status == 200
+    sent = await eventually(lambda: [r for r in fake.requests if r.path.endswith("/sendMessage")])
+    db = client.app[SERVICES].db
+    async with db.session() as s:
+        query = select(Message).where(Message.channel == "telegram:main").order_by(Message.id)
+        rows = (await s.exec(query)).all()
+    assert [m.role for m in rows] == [Role.CUSTOMER, Role.BOT]
+    assert sent[0].json()["text"] == rows[1].text
+    assert str(sent[0].json()["chat_id"]) == TELEGRAM.expected_recipient
+    assert len(fake.requests) == 1
+
+    bad = await client.post(
+        "/webhooks/telegram/main",
+        data=_update("hi", 5002),
+        headers={"X-Telegram-Bot-Api-Secret-Token": "no"},
+    )
+    assert bad.status == 401
+    async with db.session() as s:
+        stored = await s.exec(select(Message).where(Message.channel == "telegram:main"))
+        assert len(stored.all()) == 2
+
+
+async def test_approved_reply_leaves_through_the_same_platform(
+    aiohttp_client, aiohttp_server, home, embedder
+):
+    client, fake, options = await _server(aiohttp_client, aiohttp_server, home, embedder, "assist")
+    headers = {"X-Telegram-Bot-Api-Secret-Token": options["secret_token"]}
+    resp = await client.post(
+        "/webhooks/telegram/main", data=_update("How can I cancel my order?", 6001), headers=headers
+    )
+    assert resp.status == 200
+    key = await create_api_key(client.app[SERVICES].db, "Ada", "agent")
+    auth = {"Authorization": f"Bearer {key}"}
+
+    async def pending() -> Any:
+        items = (await (await client.get("/api/v1/agent/queue", headers=auth)).json())["items"]
+        return [i for i in items if i["kind"] == "suggestion"]
+
+    item = (await eventually(pending))[0]
+    assert fake.requests == []  # nothing reaches the customer before review
+    approved = await client.post(
+        f"/api/v1/agent/suggestions/{item['suggestion']['id']}/approve", headers=auth
+    )
+    assert approved.status == 200
+    sent = await eventually(lambda: fake.requests)
+    assert sent[0].json()["text"] == item["suggestion"]["draft"]
