@@ -8,7 +8,7 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
-TIMEOUT_MS = 15_000
+TIMEOUT_MS = 30_000  # generous: the CPU is often shared with training jobs
 
 
 async def open_widget(page: Page, base_url: str) -> None:

@@ -220,6 +220,7 @@ async def test_admin_sees_models_charts_and_starts_a_training_run(
     run = page.locator("#runs tr[data-run]").first
     await expect(run).to_contain_text("index", timeout=TIMEOUT_MS)
     await expect(run.locator(".badge")).to_have_text("queued")
+    await page.evaluate("window.scrollTo(0, 0)")
     keep_for_docs(await screenshot(page, tmp_path, "admin"), "admin.png")
 
     # An agent key is refused by the dashboard with a clear message.

@@ -78,7 +78,7 @@
     const entries = Object.entries(metrics || {}).filter(([, v]) => typeof v === "number" || typeof v === "string");
     if (!entries.length) return el("span", { class: "muted", text: "–" });
     return el("ul", { class: "metrics-list" }, entries.slice(0, 8).map(([k, v]) =>
-      el("li", {}, [el("span", { class: "muted", text: `${k} ` }), typeof v === "number" ? num(v, 3) : v])));
+      el("li", {}, [el("span", { class: "muted", text: `${k} ` }), typeof v !== "number" ? v : Number.isInteger(v) ? String(v) : num(v, 3)])));
   }
 
   async function loadModels() {

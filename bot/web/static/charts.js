@@ -23,7 +23,8 @@ const Charts = (() => {
     const { el } = Deskbot;
     const all = series.flatMap((s) => s.values).filter((v) => typeof v === "number" && isFinite(v));
     let lo = min !== undefined ? min : Math.min(0, ...all);
-    let hi = max !== undefined ? max : Math.max(1, ...all) * 1.1;
+    // Without a fixed top, round up to a multiple of 4 so the 5 grid labels are whole numbers.
+    let hi = max !== undefined ? max : Math.max(4, Math.ceil((Math.max(0, ...all) * 1.1) / 4) * 4);
     if (!(hi > lo)) hi = lo + 1;
     const n = labels.length;
     const x = (i) => PAD.l + (n <= 1 ? (W - PAD.l - PAD.r) / 2 : (i * (W - PAD.l - PAD.r)) / (n - 1));

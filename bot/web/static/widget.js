@@ -291,8 +291,9 @@
   }
 
   function feedbackRow(messageId) {
-    var up = el("button", { type: "button", "aria-label": "Helpful", "aria-pressed": "false", text: "\ud83d\udc4d" });
-    var down = el("button", { type: "button", "aria-label": "Not helpful", "aria-pressed": "false", text: "\ud83d\udc4e" });
+    // Words, not emoji: emoji fonts are missing on many systems.
+    var up = el("button", { type: "button", "aria-label": "Helpful", "aria-pressed": "false", text: "Yes" });
+    var down = el("button", { type: "button", "aria-label": "Not helpful", "aria-pressed": "false", text: "No" });
     var note = el("span", { "aria-live": "polite" });
     function rate(which, button) {
       up.disabled = down.disabled = true;
@@ -307,7 +308,8 @@
     }
     up.addEventListener("click", function () { rate("up", up); });
     down.addEventListener("click", function () { rate("down", down); });
-    return el("div", { class: "fb", role: "group", "aria-label": "Rate this answer" }, [up, down, note]);
+    return el("div", { class: "fb", role: "group", "aria-label": "Rate this answer" }, [
+      el("span", { "aria-hidden": "true", text: "Helpful?" }), up, down, note]);
   }
 
   function notice(text) {
