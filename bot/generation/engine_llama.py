@@ -8,6 +8,7 @@ little more than for one (decoding is bound by reading the weights).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 from collections.abc import Callable
@@ -19,6 +20,27 @@ from bot.errors import ModelError
 from bot.generation.scheduler import Job
 
 log = logging.getLogger("deskbot.generation")
+
+
+_llama_log = logging.getLogger("deskbot.generation.llama_cpp")
+_log_callback = None  # kept referenced: llama.cpp holds a pointer to it
+
+
+def _route_llama_logs(lc: object) -> None:
+    """Send llama.cpp's logging (model loading chatter) to a logger instead of stderr."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+
+    @lc.llama_log_callback  # type: ignore[attr-defined, untyped-decorator]
+    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        if level in (2, 3):  # warnings and errors
+            _llama_log.warning("%s", text.decode("utf-8", "replace").rstrip())
+        elif _llama_log.isEnabledFor(logging.DEBUG):
+            _llama_log.debug("%s", text.decode("utf-8", "replace").rstrip())
+
+    _log_callback = callback
+    lc.llama_log_set(callback, ctypes.c_void_p(0))  # type: ignore[attr-defined]
 
 
 def available() -> bool:
@@ -44,7 +66,7 @@ class LlamaCppEngine:
         import llama_cpp as lc
 
         self._lc = lc
-        logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
+        _route_llama_logs(lc)
         lc.llama_backend_init()
         mparams = lc.llama_model_default_params()
         self._model = lc.llama_model_load_from_file(str(gguf).encode(), mparams)

@@ -111,7 +111,7 @@ def cached_hf_dir(source: ModelSource, cache_dir: Path) -> Path:
         raise ModelError(f"cannot load the GGUF generator {gguf}: {exc}") from exc
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    _save_dequantized(model, tmp)
     tokenizer.save_pretrained(tmp)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -120,6 +120,25 @@ def cached_hf_dir(source: ModelSource, cache_dir: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("converted in %.1f s", time.perf_counter() - started)
     return target
+
+
+def _save_dequantized(model: Any, directory: Path) -> None:
+    """Save a GGUF-loaded model as plain safetensors.
+
+    transformers marks GGUF-loaded models as quantized and refuses ``save_pretrained``, though
+    the weights are already dequantized floats; the config minus its quantization entry and
+    the tensors (tied ones once) are all a later ``from_pretrained`` needs.
+    """
+    from safetensors.torch import save_model
+
+    directory.mkdir(parents=True)
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(directory)
+    if model.generation_config is not None:
+        model.generation_config.save_pretrained(directory)
+    save_model(model, str(directory / "model.safetensors"), metadata={"format": "pt"})
 
 
 def load_tokenizer(source: ModelSource, cache_dir: Path) -> Any:

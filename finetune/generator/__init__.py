@@ -1,0 +1,1 @@
+"""LoRA fine-tuning of the reply generator and its export to GGUF for the llama.cpp runtime."""
