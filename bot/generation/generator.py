@@ -5,8 +5,10 @@ goes, then fills them in the full text, scores grounding and assembles the :clas
 
 Streaming: ``stream(request)`` returns a :class:`ReplyStream`, an async iterator of text
 pieces; after it is exhausted ``await stream.draft`` gives the final :class:`Draft` (whose
-``text`` is the filled full reply: the pieces are the same text, filled slot by slot, except
-that a missing slot the reply asks for adds the question only to ``draft.text``).
+``text`` is the full reply filled as a whole: the pieces are the same text filled slot by
+slot, so around a missing slot the wording can differ ("order your order" streamed, "your
+order" in the draft), and a question asking for a missing value is only in ``draft.text``).
+Store and send ``draft.text``; the pieces are for live display.
 Breaking out of the loop (or ``await stream.aclose()``) cancels the generation.
 """
 

@@ -1,0 +1,115 @@
+"""The bundled SmolLM2 model through the real runtimes (slow: loads and runs a 135M model)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from bot.generation import ReplyRequest, load_generator
+from bot.generation.loading import MERGED_GGUF, cached_hf_dir, load_transformers_model, resolve
+from bot.settings import load_settings
+from retrieval.hit import Hit
+
+pytestmark = pytest.mark.slow
+
+HIT = Hit(
+    1,
+    0.82,
+    "how can I cancel my order",
+    "I understand you want to cancel order {{Order Number}}. Log in, open "
+    "'{{Online Order Interaction}}', select the order and click Cancel, or call "
+    "{{Customer Support Phone Number}}.",
+    "cancel_order",
+)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.mark.parametrize("runtime", ["llama_cpp", "transformers"])
+async def test_bundled_model_replies_without_placeholders(home, runtime):
+    if runtime == "llama_cpp":
+        pytest.importorskip("llama_cpp")
+    settings = load_settings(
+        home=str(home),
+        generation={"runtime": runtime, "max_new_tokens": 48, "grounding_embedder": False},
+    )
+    generator = load_generator(settings)
+    try:
+        draft = await generator.generate(
+            ReplyRequest(message="Please cancel my order ORD-99812", hits=(HIT,))
+        )
+    finally:
+        await generator.close()
+    assert draft.text.strip()
+    assert "{{" not in draft.text and "{{" not in draft.fallback
+    assert "ORD-99812" in draft.fallback
+    assert 0 < draft.tokens <= 48
+    assert draft.model.startswith("llama.cpp:" if runtime == "llama_cpp" else "transformers:")
+    # The GGUF was converted once into the cache; later loads read safetensors from there.
+    cached = cached_hf_dir(resolve(""), settings.cache_dir)
+    assert (cached / "model.safetensors").is_file()
+
+
+def _greedy_llama_cpp(gguf: Path, prompt: list[int], tokenizer, n: int) -> list[int]:
+    from bot.generation.engine_llama import LlamaCppEngine
+    from bot.generation.scheduler import Job
+
+    engine = LlamaCppEngine(gguf, stop_ids=frozenset(), max_batch=1, context_tokens=256)
+    done = threading.Event()
+    job = Job(prompt, n, tokenizer, on_done=lambda _: done.set())
+    try:
+        engine.run([job], lambda _: [])
+    finally:
+        engine.close()
+    return job.token_ids
+
+
+def _greedy_hf(model, prompt: list[int], n: int) -> list[int]:
+    import torch
+
+    ids = torch.tensor([prompt])
+    out = model.generate(ids, max_new_tokens=n, do_sample=False, min_new_tokens=n)
+    return out[0, len(prompt) :].tolist()
+
+
+def test_adapter_merged_into_gguf_matches_transformers(home, tmp_path):
+    """The GGUF merge (with llama.cpp's q/k row permutation) computes what PEFT computes."""
+    pytest.importorskip("llama_cpp")
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoTokenizer
+
+    from finetune.generator.export import merge_lora_into_gguf
+
+    torch.manual_seed(0)
+    source = resolve("")
+    tokenizer = AutoTokenizer.from_pretrained(cached_hf_dir(source, home / "cache"))
+    base = load_transformers_model(source, home / "cache")
+    config = LoraConfig(
+        r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj"], init_lora_weights=False
+    )
+    peft_model = get_peft_model(base, config)
+    for name, p in peft_model.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.02)
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter)
+    merged = peft_model.merge_and_unload().eval()
+    out = merge_lora_into_gguf(source.gguf, adapter, adapter / MERGED_GGUF, quant="F32")
+
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "How do I reset my password?"}],
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=False,
+    )
+    want = _greedy_hf(merged, list(prompt), 12)
+    got = _greedy_llama_cpp(out, list(prompt), tokenizer, 12)
+    base_tokens = _greedy_llama_cpp(source.gguf, list(prompt), tokenizer, 12)
+    assert got == want
+    assert base_tokens != want  # the adapter changed the output, so the check means something
