@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class GeneratorHyperParams:
-    """How the reply generator is fine-tuned. Defaults fit ~12 minutes on 2 CPU cores."""
+    """How the reply generator is fine-tuned. Defaults fit 15 minutes on 2 CPU cores."""
 
     seed: int = 7
-    # One example costs ~1-2 s forward+backward on 2 cores (prompt ~450 tokens, answer up to
-    # 192): 480 examples is the CPU budget. A GPU run can take many more.
+    # One example (prompt ~450 tokens, answer up to 192) took 3.5 s forward+backward on 2
+    # shared cores, so ~230 fit the time budget; 480 caps a quieter machine. A GPU takes more.
     max_examples: int = 480
     epochs: int = 1
     # Stop early (keeping what was learned) past this many seconds from the start; with the
