@@ -31,6 +31,8 @@ async def stream_events(request: web.Request, bus: EventBus, topic: str) -> web.
                 event: Event = await asyncio.wait_for(iterator.__anext__(), PING_SECONDS)
             except TimeoutError:
                 chunk = b": ping\n\n"
+            except StopAsyncIteration:
+                break
             else:
                 if event.type == CLOSED:
                     break

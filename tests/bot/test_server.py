@@ -249,7 +249,7 @@ async def test_cors_only_for_configured_origins(make_client: Any) -> None:
 async def test_index_activation_during_traffic_loses_no_request(
     make_client: Any, embedder: Any
 ) -> None:
-    client = await make_client()
+    client = await make_client(rate_limit_per_ip=1000)
     _, admin = await keys(client)
     svc = client.app[SERVICES]
     home = svc.settings.home

@@ -1,0 +1,284 @@
+"""Load benchmark: real HTTP against `deskbot serve` on 127.0.0.1 with the sample data.
+
+N simulated customers each hold one conversation and send messages one after another (the
+next as soon as the reply arrives), for a fixed time. Each configuration starts a fresh server
+process on a copy of a prepared home. Reported: messages/s and reply latency p50/p99, for
+policy `auto` with verbatim retrieved answers (generation off), with batching on and off, and
+optionally with generation on.
+
+    python benchmarks/load.py                      # N = 1, 16, 64; batching on/off
+    python benchmarks/load.py --generation         # also generation on (slow: N = 1, 4)
+    python benchmarks/load.py --database-url postgresql+asyncpg://postgres@127.0.0.1/test \
+        --servers 2                                # scale-out figures (see README)
+
+Prints a table and writes benchmarks/results/load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sample_questions() -> list[str]:
+    with open(REPO / "examples" / "sample_pairs.csv", encoding="utf-8", newline="") as f:
+        return [row["instruction"] for row in csv.DictReader(f) if row["intent"] != "human_agent"]
+
+
+def prepare_home(base: Path, env: dict[str, str]) -> Path:
+    """A home with the sample imported, the index built and a first intent model (cached)."""
+    home = base / "prepared"
+    if not (home / "READY").exists():
+        shutil.rmtree(home, ignore_errors=True)
+        subprocess.run(
+            [PYTHON, "-m", "bot", "prepare"], env={**env, "DESKBOT_HOME": str(home)}, check=True
+        )
+        (home / "READY").write_text("ok")
+    return home
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            try:
+                async with http.get(url + "/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.3)
+    raise RuntimeError("server did not become ready")
+
+
+async def customer(
+    http: aiohttp.ClientSession, url: str, questions: list[str], stop_at: float, rng: random.Random
+) -> list[float]:
+    async with http.post(url + "/api/v1/conversations", json={}) as r:
+        conv = await r.json()
+    auth = {"Authorization": f"Bearer {conv['token']}"}
+    latencies: list[float] = []
+    while time.monotonic() < stop_at:
+        started = time.perf_counter()
+        async with http.post(
+            f"{url}/api/v1/conversations/{conv['id']}/messages",
+            json={"text": rng.choice(questions)},
+            headers=auth,
+        ) as r:
+            body = await r.json()
+            if r.status != 200:
+                raise RuntimeError(f"HTTP {r.status}: {body}")
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+async def drive(urls: list[str], customers: int, seconds: float, warmup: float) -> dict[str, Any]:
+    questions = sample_questions()
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        rng = random.Random(7)
+        await asyncio.gather(
+            *(
+                customer(http, urls[i % len(urls)], questions, time.monotonic() + warmup, rng)
+                for i in range(min(customers, 8))
+            )
+        )
+        start = time.monotonic()
+        results = await asyncio.gather(
+            *(
+                customer(http, urls[i % len(urls)], questions, start + seconds, random.Random(i))
+                for i in range(customers)
+            )
+        )
+        elapsed = time.monotonic() - start
+    lat = sorted(x for r in results for x in r)
+    return {
+        "customers": customers,
+        "messages": len(lat),
+        "seconds": round(elapsed, 2),
+        "messages_per_s": round(len(lat) / elapsed, 1),
+        "p50_ms": round(statistics.quantiles(lat, n=100)[49], 1) if len(lat) > 2 else None,
+        "p99_ms": round(statistics.quantiles(lat, n=100)[98], 1) if len(lat) > 2 else None,
+    }
+
+
+def start_servers(
+    home: Path, env: dict[str, str], n: int, extra: dict[str, str]
+) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+    procs, urls = [], []
+    for _ in range(n):
+        port = free_port()
+        server_env = {**env, "DESKBOT_HOME": str(home), "DESKBOT_SERVER__PORT": str(port), **extra}
+        procs.append(
+            subprocess.Popen(
+                [PYTHON, "-m", "bot", "serve"],
+                env=server_env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(home / f"server-{port}.log", "wb"),  # noqa: SIM115
+            )
+        )
+        urls.append(f"http://127.0.0.1:{port}")
+    return procs, urls
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+async def run_config(
+    name: str,
+    prepared: Path,
+    work: Path,
+    env: dict[str, str],
+    extra: dict[str, str],
+    customers: list[int],
+    seconds: float,
+    servers: int,
+) -> list[dict[str, Any]]:
+    home = work / name
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree(prepared, home)
+    procs, urls = start_servers(home, env, servers, extra)
+    rows = []
+    try:
+        for url in urls:
+            await wait_ready(url, procs[0])
+        for n in customers:
+            row = await drive(urls, n, seconds, warmup=2.0)
+            row["config"] = name
+            row["servers"] = servers
+            rows.append(row)
+            print(
+                f"{name:<28} {n:>4} customers  {row['messages_per_s']:>7.1f} msg/s  "
+                f"p50 {row['p50_ms']:>7.1f} ms  p99 {row['p99_ms']:>7.1f} ms",
+                flush=True,
+            )
+    finally:
+        stop(procs)
+    return rows
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", default="1,16,64")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--generation", action="store_true", help="also measure generation on")
+    parser.add_argument("--servers", type=int, default=1)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-load")
+    parser.add_argument("--out", type=Path, default=RESULTS / "load.json")
+    args = parser.parse_args()
+    customers = [int(x) for x in args.customers.split(",")]
+
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "DESKBOT_SERVER__POLICY": "auto",
+        "DESKBOT_SERVER__RATE_LIMIT_PER_CONVERSATION": "1000",
+        "DESKBOT_SERVER__RATE_LIMIT_BURST": "1000",
+        "DESKBOT_SERVER__RATE_LIMIT_PER_IP": "100000",
+        "DESKBOT_SERVER__RUN_JOBS": "false",
+    }
+    if args.database_url:
+        env["DESKBOT_DATABASE_URL"] = args.database_url
+    args.work.mkdir(parents=True, exist_ok=True)
+    prepared = prepare_home(
+        args.work, {k: v for k, v in env.items() if k != "DESKBOT_DATABASE_URL"}
+    )
+
+    rows: list[dict[str, Any]] = []
+    off = {"DESKBOT_GENERATION__BACKEND": "off"}
+    label = f"{args.servers} server(s)" + (", postgresql" if args.database_url else ", sqlite")
+    rows += await run_config(
+        "generation off, batched",
+        prepared,
+        args.work,
+        env,
+        off,
+        customers,
+        args.seconds,
+        args.servers,
+    )
+    rows += await run_config(
+        "generation off, unbatched",
+        prepared,
+        args.work,
+        env,
+        {**off, "DESKBOT_SERVER__BATCHING": "false"},
+        customers,
+        args.seconds,
+        args.servers,
+    )
+    if args.generation:
+        rows += await run_config(
+            "generation on, batched",
+            prepared,
+            args.work,
+            env,
+            {"DESKBOT_GENERATION__BACKEND": "local"},
+            [c for c in (1, 4) if c <= max(customers)] or [1],
+            max(args.seconds, 30),
+            args.servers,
+        )
+    by = {(r["config"], r["customers"]): r for r in rows}
+    top = max(customers)
+    ratio = None
+    if ("generation off, unbatched", top) in by:
+        ratio = round(
+            by[("generation off, batched", top)]["messages_per_s"]
+            / by[("generation off, unbatched", top)]["messages_per_s"],
+            2,
+        )
+    print(f"\n{label}: batching speed-up at {top} customers: {ratio}x")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "setup": label,
+                "seconds_per_point": args.seconds,
+                "cpu_count": os.cpu_count(),
+                "rows": rows,
+                "batching_speedup_at_max": ratio,
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
