@@ -77,6 +77,7 @@ def _greedy_hf(model, prompt: list[int], n: int) -> list[int]:
     return out[0, len(prompt) :].tolist()
 
 
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
 def test_adapter_merged_into_gguf_matches_transformers(home, tmp_path):
     """The GGUF merge (with llama.cpp's q/k row permutation) computes what PEFT computes."""
     pytest.importorskip("llama_cpp")
