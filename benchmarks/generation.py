@@ -62,6 +62,8 @@ def settings_for(home: Path, runtime: str, **generation: object):
 
 
 async def speed(generator, max_new: int) -> dict[str, object]:
+    # Every request decodes exactly max_new tokens (end-of-turn ignored), so runs compare.
+    generator.engine.stop_ids = frozenset()
     requests = [
         ReplyRequest(
             message=f"I need to cancel order ORD-{5550 + i}, how?",

@@ -34,7 +34,7 @@ def _route_llama_logs(lc: object) -> None:
 
     @lc.llama_log_callback  # type: ignore[attr-defined, untyped-decorator]
     def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        if level in (2, 3):  # warnings and errors
+        if level in (3, 4):  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR
             _llama_log.warning("%s", text.decode("utf-8", "replace").rstrip())
         elif _llama_log.isEnabledFor(logging.DEBUG):
             _llama_log.debug("%s", text.decode("utf-8", "replace").rstrip())
