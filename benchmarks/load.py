@@ -62,8 +62,8 @@ def prepare_home(base: Path, env: dict[str, str]) -> Path:
     return home
 
 
-async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_ready(url: str, proc: subprocess.Popen[bytes], within_s: float = 180) -> None:
+    deadline = time.monotonic() + within_s
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -79,13 +79,22 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 1
 
 
 async def customer(
-    http: aiohttp.ClientSession, url: str, questions: list[str], stop_at: float, rng: random.Random
+    http: aiohttp.ClientSession,
+    url: str,
+    questions: list[str],
+    stop_at: float,
+    rng: random.Random,
+    statuses: dict[str, int] | None = None,
 ) -> list[float]:
-    async with http.post(url + "/api/v1/conversations", json={}) as r:
-        conv = await r.json()
-    auth = {"Authorization": f"Bearer {conv['token']}"}
     latencies: list[float] = []
+    conv: dict[str, Any] = {}
     while time.monotonic() < stop_at:
+        if not conv:
+            # A conversation handed to an agent gets no more bot replies: start another, so
+            # every measured message runs the whole pipeline.
+            async with http.post(url + "/api/v1/conversations", json={}) as r:
+                conv = await r.json()
+            auth = {"Authorization": f"Bearer {conv['token']}"}
         started = time.perf_counter()
         async with http.post(
             f"{url}/api/v1/conversations/{conv['id']}/messages",
@@ -96,6 +105,11 @@ async def customer(
             if r.status != 200:
                 raise RuntimeError(f"HTTP {r.status}: {body}")
         latencies.append((time.perf_counter() - started) * 1000)
+        status = body["reply"]["status"]
+        if statuses is not None:
+            statuses[status] = statuses.get(status, 0) + 1
+        if status == "handoff":
+            conv = {}
     return latencies
 
 
@@ -111,9 +125,12 @@ async def drive(urls: list[str], customers: int, seconds: float, warmup: float) 
             )
         )
         start = time.monotonic()
+        statuses: dict[str, int] = {}
         results = await asyncio.gather(
             *(
-                customer(http, urls[i % len(urls)], questions, start + seconds, random.Random(i))
+                customer(
+                    http, urls[i % len(urls)], questions, start + seconds, random.Random(i), statuses
+                )
                 for i in range(customers)
             )
         )
@@ -126,6 +143,7 @@ async def drive(urls: list[str], customers: int, seconds: float, warmup: float) 
         "messages_per_s": round(len(lat) / elapsed, 1),
         "p50_ms": round(statistics.quantiles(lat, n=100)[49], 1) if len(lat) > 2 else None,
         "p99_ms": round(statistics.quantiles(lat, n=100)[98], 1) if len(lat) > 2 else None,
+        "statuses": statuses,
     }
 
 
@@ -141,7 +159,7 @@ def start_servers(
                 [PYTHON, "-m", "bot", "serve"],
                 env=server_env,
                 stdout=subprocess.DEVNULL,
-                stderr=open(home / f"server-{port}.log", "wb"),  # noqa: SIM115
+                stderr=open(home / f"server-{port}.log", "wb"),
             )
         )
         urls.append(f"http://127.0.0.1:{port}")

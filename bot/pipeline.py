@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from bot.events import AGENTS, Event, EventBus, conversation_topic
@@ -30,7 +31,6 @@ from bot.storage.models import (
     Message,
     Role,
     Suggestion,
-    SuggestionStatus,
     utcnow,
 )
 from retrieval.hit import Hit
@@ -100,11 +100,13 @@ class ReplyPipeline:
         self.deliver = deliver
 
     async def _load(
-        self, conversation_id: int, message_id: int
+        self, conversation_id: int, message_id: int, conv: Conversation | None, msg: Message | None
     ) -> tuple[Conversation, Message, list[Message]]:
         async with self.db.session() as s:
-            conv = await s.get(Conversation, conversation_id)
-            msg = await s.get(Message, message_id)
+            if conv is None:
+                conv = await s.get(Conversation, conversation_id)
+            if msg is None:
+                msg = await s.get(Message, message_id)
             rows = (
                 await s.exec(
                     select(Message)
@@ -116,10 +118,20 @@ class ReplyPipeline:
         assert conv is not None and msg is not None
         return conv, msg, list(reversed(rows))
 
-    async def handle(self, conversation_id: int, message_id: int) -> ReplyOutcome | None:
-        """Answer one stored customer message; None when an agent owns the conversation."""
+    async def handle(
+        self,
+        conversation_id: int,
+        message_id: int,
+        *,
+        conversation: Conversation | None = None,
+        message: Message | None = None,
+    ) -> ReplyOutcome | None:
+        """Answer one stored customer message; None when an agent owns the conversation.
+
+        Callers that have just stored the message pass the rows to save reading them again.
+        """
         started = time.perf_counter()
-        conv, msg, history = await self._load(conversation_id, message_id)
+        conv, msg, history = await self._load(conversation_id, message_id, conversation, message)
         if conv.status != ConversationStatus.BOT:
             await self.bus.publish(
                 AGENTS, Event("queue", {"reason": "customer_message", "conversation_id": conv.id})
@@ -258,18 +270,19 @@ class ReplyPipeline:
         reply: Message | None = None
         suggestion: Suggestion | None = None
         async with self.db.session() as s:
-            customer = await s.get(Message, msg.id)
-            assert customer is not None
-            customer.intent = pred.intent if pred else None
-            customer.confidence = pred.confidence if pred else None
-            customer.verdict = pred.verdict if pred else None
-            customer.decision = decision.action.value
-            customer.model_versions = versions
-            customer.details = details
-            s.add(customer)
-            conversation = await s.get(Conversation, conv.id, with_for_update=True)
-            assert conversation is not None
-            conversation.updated_at = utcnow()
+            await s.exec(  # type: ignore[call-overload]
+                update(Message)
+                .where(col(Message.id) == msg.id)
+                .values(
+                    intent=pred.intent if pred else None,
+                    confidence=pred.confidence if pred else None,
+                    verdict=pred.verdict if pred else None,
+                    decision=decision.action.value,
+                    model_versions=versions,
+                    details=details,
+                )
+            )
+            conv_values: dict[str, Any] = {"updated_at": utcnow()}
             if decision.action == Action.SEND:
                 assert text is not None
                 reply = Message(
@@ -277,29 +290,14 @@ class ReplyPipeline:
                     channel=conv.channel,
                     role=Role.BOT,
                     text=text,
-                    intent=customer.intent,
-                    confidence=customer.confidence,
-                    verdict=customer.verdict,
+                    intent=pred.intent if pred else None,
+                    confidence=pred.confidence if pred else None,
+                    verdict=pred.verdict if pred else None,
                     decision=decision.action.value,
                     model_versions=versions,
                     details={**details, "reply_to": msg.id},
                 )
                 s.add(reply)
-                await s.flush()
-                s.add(
-                    Suggestion(
-                        conversation_id=conv.id,
-                        message_id=msg.id,
-                        draft=text,
-                        sources=details["sources"],
-                        intent=customer.intent,
-                        confidence=customer.confidence,
-                        grounding=details["grounding"],
-                        status=SuggestionStatus.AUTO_SENT,
-                        final_text=text,
-                        reply_message_id=reply.id,
-                    )
-                )
             elif decision.action == Action.SUGGEST:
                 assert text is not None
                 suggestion = Suggestion(
@@ -307,13 +305,13 @@ class ReplyPipeline:
                     message_id=msg.id,
                     draft=text,
                     sources=details["sources"],
-                    intent=customer.intent,
-                    confidence=customer.confidence,
+                    intent=pred.intent if pred else None,
+                    confidence=pred.confidence if pred else None,
                     grounding=details["grounding"],
                 )
                 s.add(suggestion)
             else:
-                conversation.status = ConversationStatus.HANDOFF
+                conv_values["status"] = ConversationStatus.HANDOFF
                 reply = Message(
                     conversation_id=conv.id,
                     channel=conv.channel,
@@ -323,8 +321,12 @@ class ReplyPipeline:
                     details={"reason": decision.reason, "reply_to": msg.id},
                 )
                 s.add(reply)
-            s.add(conversation)
+            await s.exec(  # type: ignore[call-overload]
+                update(Conversation).where(col(Conversation.id) == conv.id).values(**conv_values)
+            )
             await s.flush()
+        if "status" in conv_values:
+            conv.status = conv_values["status"]
         status: Literal["sent", "pending_review", "handoff"] = {
             Action.SEND: "sent",
             Action.SUGGEST: "pending_review",

@@ -8,6 +8,7 @@ from aiohttp import web
 from sqlmodel import col, select
 
 from bot.api.common import (
+    bearer,
     client_ip,
     conversation_for_token,
     field,
@@ -63,20 +64,23 @@ async def post_message(request: web.Request) -> web.Response:
     svc = services(request)
     cfg = svc.settings.server
     conv_id = path_int(request, "conversation_id")
-    conv = await conversation_for_token(request, conv_id)
+    token = bearer(request)
     await _ip_limit(request)
-    await rate_limit(
-        request, f"conv:{conv_id}", cfg.rate_limit_per_conversation, cfg.rate_limit_burst
-    )
     body = await json_body(request)
     text = text_field(body, "text", cfg.max_message_chars)
     assert text is not None
     idem = request.headers.get("Idempotency-Key")
     if idem is not None and not 0 < len(idem) <= 200:
         raise InputError("Idempotency-Key must be 1 to 200 characters")
-    if conv.status == ConversationStatus.CLOSED:
-        raise InputError("this conversation is closed; start a new one")
     async with svc.db.session() as s:
+        conv = await s.get(Conversation, conv_id)
+        if conv is None or not token_matches(token, conv.token_hash):
+            raise NotFoundError("no such conversation")
+        if conv.status == ConversationStatus.CLOSED:
+            raise InputError("this conversation is closed; start a new one")
+        await rate_limit(
+            request, f"conv:{conv_id}", cfg.rate_limit_per_conversation, cfg.rate_limit_burst
+        )
         message, created = await store_message(
             s,
             conv_id,
@@ -92,7 +96,10 @@ async def post_message(request: web.Request) -> web.Response:
     await svc.bus.publish(AGENTS, Event("message", msg_json))
     # The reply runs as a tracked task: a client that disconnects does not cancel it, and
     # graceful shutdown waits for it.
-    outcome = await svc.spawn(svc.pipeline.handle(conv_id, message.id), name=f"reply-{message.id}")
+    outcome = await svc.spawn(
+        svc.pipeline.handle(conv_id, message.id, conversation=conv, message=message),
+        name=f"reply-{message.id}",
+    )
     if outcome is None:
         reply = {"id": None, "text": None, "status": "handoff", "intent": None, "confidence": None}
     else:

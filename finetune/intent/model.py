@@ -14,6 +14,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from bot.bundled import encoder_path
 from bot.errors import ModelError
+from bot.hardware import bf16_fast
 
 log = logging.getLogger("deskbot.intent")
 
@@ -51,7 +52,7 @@ def quiet_peft() -> Iterator[None]:
 
 
 def bf16_supported() -> bool:
-    return "AVX512" in torch.backends.cpu.get_cpu_capability()
+    return bf16_fast()
 
 
 def autocast(enabled: bool) -> contextlib.AbstractContextManager[object]:
