@@ -221,15 +221,13 @@ class ReplyPipeline:
         )
         topic = conversation_topic(conv.id)
         if stream:
-            draft = None
-            async for piece, final in generator.stream_with_draft(request):
+            pieces = generator.stream(request)
+            async for piece in pieces:
                 if piece:
                     await self.bus.publish(
                         topic, Event("token", {"reply_to": msg.id, "text": piece})
                     )
-                if final is not None:
-                    draft = final
-            assert draft is not None
+            draft = await pieces.draft
         else:
             draft = await generator.generate(request)
         if stream and not draft.grounded:

@@ -156,22 +156,16 @@ class ModelRuntime:
 
         if "generator" in kinds and self.want_generator:
             version, path = await self._active_path("generator")
-            if generator is None or version != versions.get("generator"):
+            if generator is None or version != versions.get("generator_version"):
                 from bot.generation import load_generator
 
-                settings = self.settings
-                if path is not None:
-                    settings = settings.model_copy(
-                        update={
-                            "generation": settings.generation.model_copy(
-                                update={"adapter": str(path)}
-                            )
-                        }
-                    )
                 old = generator
-                generator = await asyncio.to_thread(load_generator, settings)
+                generator = await asyncio.to_thread(
+                    load_generator, self.settings, path, embedder=embedder
+                )
                 if old is not None:
                     await old.close()
+            versions["generator_version"] = version
             versions["generator"] = getattr(generator, "version", None)
         return replace(
             current,

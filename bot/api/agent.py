@@ -22,6 +22,7 @@ from bot.storage.models import (
     Conversation,
     ConversationStatus,
     Message,
+    Role,
     Suggestion,
     SuggestionStatus,
 )
@@ -58,10 +59,11 @@ async def queue(request: web.Request) -> web.Response:
         ).all()
         conv_ids = {p.conversation_id for p in pending} | {c.id for c in handoffs}
         last: dict[int, Message] = {}
+        # The preview is what the customer last said, not the bot's or a handoff notice.
         for m in (
             await s.exec(
                 select(Message)
-                .where(col(Message.conversation_id).in_(conv_ids))
+                .where(col(Message.conversation_id).in_(conv_ids), Message.role == Role.CUSTOMER)
                 .order_by(col(Message.id))
             )
         ).all():

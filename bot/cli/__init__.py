@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.cli import (  # noqa: F401 - each module registers its commands
+    chat_cmds,
     config_cmds,
     connector_cmds,
     db_cmds,

@@ -322,3 +322,51 @@ async def test_feedback_validation(make_client: Any, rating: Any) -> None:
     )
     assert resp.status == 400
     assert await count(client, Feedback) == 0
+
+
+@pytest.mark.slow
+async def test_generated_reply_streams_and_is_grounded(
+    aiohttp_client: Any, home: Any, embedder: Any
+) -> None:
+    """The bundled SmolLM2 writes the reply; its tokens stream to the widget as they come."""
+    from bot.app import create_app
+    from bot.settings import load_settings
+
+    settings = load_settings(home=home, server={"policy": "auto"}, generation={"backend": "local"})
+    client = await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))
+    conv, auth = await start(client)
+    token = auth["Authorization"][7:]
+    sse = await client.get(f"/api/v1/conversations/{conv}/events?token={token}")
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    async def read_events() -> None:
+        event = None
+        async for raw in sse.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event:
+                events.append((event, json.loads(line[6:])))
+
+    reader = asyncio.create_task(read_events())
+    body = await say(client, conv, auth, "How can I cancel my order?")
+    reply = body["reply"]
+    assert reply["status"] == "sent"
+    assert reply["text"].strip() and "{{" not in reply["text"]
+    for _ in range(50):
+        if any(e == "message" and d["id"] == reply["id"] for e, d in events):
+            break
+        await asyncio.sleep(0.05)
+    reader.cancel()
+    sse.close()
+    pieces = [d["text"] for e, d in events if e == "token"]
+    assert len(pieces) > 3  # streamed piece by piece, before the final message
+    retracted = any(e == "retract" for e, _ in events)
+    async with client.app[SERVICES].db.session() as s:
+        stored = await s.get(Message, reply["id"])
+    assert stored.model_versions["generator"]
+    grounding = stored.details["grounding"]
+    assert 0.0 <= grounding <= 1.0
+    # An ungrounded draft is never what the customer gets: the best retrieved answer is.
+    if retracted:
+        assert stored.details["decision_reason"].endswith("best retrieved answer")
