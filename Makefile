@@ -43,6 +43,7 @@ bench: install
 	$(PY) benchmarks/intent.py
 	$(PY) benchmarks/generation.py
 	$(PY) benchmarks/load.py
+	$(PY) benchmarks/connector_delivery.py
 
 clean:
 	rm -rf $(VENV) var
