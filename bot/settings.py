@@ -190,6 +190,47 @@ class Settings(BaseSettings):
         validate_default=True,
         case_sensitive=False,
     )
+class LearningSettings(Section):
+    """Learning from the logs: PII scrubbing of exports and the retraining gate."""
+
+    # Extra patterns to scrub, placeholder name -> regex: {"Order Number" = "ORD-\\d{6}"}
+    # becomes {{Order Number}}. Applied after the built-in email/card/account/phone patterns.
+    scrub_patterns: dict[str, str] = Field(default_factory=dict)
+    # Built-in patterns to turn off, by placeholder name, e.g. ["Phone Number"].
+    scrub_disable: list[str] = Field(default_factory=list)
+    # Base training data for intent retraining (CSV text,intent); empty: the imported
+    # conversations' labelled customer messages.
+    base_data: str = ""
+    # Fixed evaluation set (CSV text,intent) shared by candidate and active model; empty: a
+    # stable hash-chosen share of the base data, never trained on.
+    eval_data: str = ""
+    eval_fraction: float = Field(0.15, gt=0, lt=1)
+    # Share of labelled log messages held out (chosen by a hash of the text, so a message
+    # held out once is held out on every retrain and never used for training).
+    holdout_fraction: float = Field(0.25, gt=0, lt=1)
+    # Gate: the candidate may be at most `margin` below the active model's headline accuracy,
+    # and no intent's recall may drop by more than `max_intent_drop` (intents with fewer than
+    # `min_intent_support` held-out examples are too noisy to judge and are only reported).
+    margin: float = Field(0.0, ge=0, le=1)
+    max_intent_drop: float = Field(0.1, ge=0, le=1)
+    min_intent_support: int = Field(5, ge=1)
+    intent_preset: Literal["default", "quick", "few-shot"] = "default"
+    # Earlier customer turns kept with a reply pair as its context.
+    context_turns: int = Field(3, ge=0, le=20)
+
+    @field_validator("scrub_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, pattern in value.items():
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9 ]{0,47}", name):
+                raise ValueError(f"placeholder name {name!r}: use letters, digits and spaces")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern for {name!r} is not a valid regex: {exc}") from None
+        return value
+
+
 
     home: Path = Path("var")
     database_url: SecretStr = SecretStr("")
@@ -211,6 +252,7 @@ class Settings(BaseSettings):
                 "expected a URL starting with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
         return value
+    learning: LearningSettings = Field(default_factory=LearningSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -85,6 +85,24 @@ async def start_run(request: web.Request) -> web.Response:
     return web.json_response(run_json(run), status=202)
 
 
+@routes.post("/api/v1/admin/export")
+async def export_training_data(request: web.Request) -> web.Response:
+    """Export scrubbed training data from the logs as a job (``deskbot export training-data``).
+
+    Body: ``{"since": "YYYY-MM-DD"}`` (default: everything).
+    """
+    from bot.export import parse_since
+
+    await _admin(request)
+    svc = services(request)
+    body = await json_body(request) if (await request.read()).strip() else {}
+    since = field(body, "since", str, required=False) or "1970-01-01"
+    parse_since(since)
+    run = await enqueue(svc.db, "export", {"since": since})
+    svc.jobs.wake()
+    return web.json_response(run_json(run), status=202)
+
+
 @routes.get("/api/v1/admin/training-runs")
 async def list_runs(request: web.Request) -> web.Response:
     await _admin(request)

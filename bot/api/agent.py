@@ -14,7 +14,7 @@ from bot.api.common import (
     text_field,
 )
 from bot.api.sse import stream_events
-from bot.errors import NotFoundError
+from bot.errors import InputError, NotFoundError
 from bot.events import AGENTS
 from bot.review import agent_reply, review_suggestion, set_owner
 from bot.serialize import conversation_json, message_json, suggestion_json
@@ -195,6 +195,27 @@ async def edit(request: web.Request) -> web.Response:
 @routes.post("/api/v1/agent/suggestions/{suggestion_id}/reject")
 async def reject(request: web.Request) -> web.Response:
     return await _review(request, "reject")
+
+
+@routes.post("/api/v1/agent/messages/{message_id}/label")
+async def label(request: web.Request) -> web.Response:
+    """Label a customer message with its true intent (e.g. one the bot handed off); training
+    reads it from ``corrected_intent``."""
+    await principal(request)
+    svc = services(request)
+    body = await json_body(request)
+    intent = (field(body, "intent", str) or "").strip()
+    if not intent or len(intent) > 128:
+        raise InputError("'intent' must be 1 to 128 characters")
+    async with svc.db.session() as s:
+        message = await s.get(Message, path_int(request, "message_id"))
+        if message is None:
+            raise NotFoundError("no such message")
+        if message.role != Role.CUSTOMER:
+            raise InputError("only customer messages carry an intent label")
+        message.corrected_intent = intent
+        s.add(message)
+    return web.json_response({"message": message_json(message)})
 
 
 @routes.get("/api/v1/agent/events")

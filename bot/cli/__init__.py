@@ -11,6 +11,7 @@ from bot.cli import (  # noqa: F401 - each module registers its commands
     import_cmds,
     index_cmds,
     intent_cmds,
+    learning_cmds,
     prepare_cmds,
     serve_cmds,
 )
