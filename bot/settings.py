@@ -63,6 +63,14 @@ class ServerSettings(Section):
     shutdown_timeout_s: float = Field(30.0, ge=0)
     # Run queued jobs (imports, training) in this process; off when `deskbot worker` runs them.
     run_jobs: bool = True
+    # A claimed job is its runner's for this long, renewed every 2 s while it runs; a crashed
+    # runner's job is claimed again by another once it lapses.
+    job_lease_s: float = Field(60.0, ge=3)
+    # How often a process checks the database for newly active model versions, in case it
+    # missed the bus event (0: never; events and start-up only).
+    model_poll_s: float = Field(10.0, ge=0)
+    # Prefix of every Redis key and channel, so several deployments can share one Redis.
+    redis_prefix: str = "deskbot:"
 
 
 class RetrievalSettings(Section):
@@ -101,6 +109,8 @@ class GenerationSettings(Section):
     max_new_tokens: int = Field(160, ge=1, le=4096)
     context_tokens: int = Field(2048, ge=128)
     temperature: float = Field(0.0, ge=0)
+    # Penalty on tokens already generated (1 = off); stops greedy decoding from looping.
+    repetition_penalty: float = Field(1.15, ge=1.0, le=2.0)
     grounding_threshold: float = Field(0.55, ge=0, le=1)
     company_name: str = "our company"
     remote_url: str = ""
@@ -180,16 +190,6 @@ class ConnectorsSettings(Section):
         return value
 
 
-class Settings(BaseSettings):
-    """Validated settings for one deskbot process."""
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
-        extra="forbid",
-        validate_default=True,
-        case_sensitive=False,
-    )
 class LearningSettings(Section):
     """Learning from the logs: PII scrubbing of exports and the retraining gate."""
 
@@ -231,6 +231,16 @@ class LearningSettings(Section):
         return value
 
 
+class Settings(BaseSettings):
+    """Validated settings for one deskbot process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        case_sensitive=False,
+    )
 
     home: Path = Path("var")
     database_url: SecretStr = SecretStr("")
@@ -242,6 +252,7 @@ class LearningSettings(Section):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
 
     @field_validator("database_url")
     @classmethod
@@ -252,7 +263,6 @@ class LearningSettings(Section):
                 "expected a URL starting with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
         return value
-    learning: LearningSettings = Field(default_factory=LearningSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -74,4 +74,10 @@ def prepare(ctx: CliContext, samples: Path, no_intent: bool) -> None:
         _run("building the retrieval index", "index", "build")
     if state["intent"] is None and not no_intent:
         _run("training a first intent model", "train", "intent", "--preset", "quick")
+    generation = ctx.settings.generation
+    cache = ctx.settings.cache_dir / "generator"
+    if generation.backend == "local" and not generation.model and not cache.is_dir():
+        # Converts the bundled GGUF to a cached safetensors tokenizer/model once, so the
+        # server starts in seconds; one short reply checks the whole generation path.
+        _run("preparing the generator", "generate", "hello", "--no-retrieval")
     click.echo("prepare: ready", err=True)

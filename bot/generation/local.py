@@ -74,6 +74,7 @@ class LocalGenerator(Generator):
             on_piece=put,
             on_done=lambda r: put(_Done(r)),
             temperature=self.config.temperature,
+            repetition_penalty=self.config.repetition_penalty,
         )
         self.scheduler.submit(job)
         try:

@@ -46,6 +46,9 @@ class Job:
     on_piece: Callable[[str], None] = lambda piece: None
     on_done: Callable[[Completion | BaseException], None] = lambda result: None
     temperature: float = 0.0
+    # >1 discourages tokens already generated (CTRL's penalty): greedy decoding of a 135M
+    # model otherwise loops on one sentence.
+    repetition_penalty: float = 1.0
     seed: int = 0
     cancelled: threading.Event = field(default_factory=threading.Event)
     token_ids: list[int] = field(default_factory=list)
@@ -58,6 +61,13 @@ class Job:
     _rng: Any = None
 
     def sample(self, logits: np.ndarray) -> int:
+        if self.repetition_penalty != 1.0 and self.token_ids:
+            seen = np.unique(np.asarray(self.token_ids[-256:]))
+            logits = logits.astype(np.float32, copy=True)
+            picked = logits[seen]
+            logits[seen] = np.where(
+                picked > 0, picked / self.repetition_penalty, picked * self.repetition_penalty
+            )
         if self.temperature <= 0:
             return int(np.argmax(logits))
         if self._rng is None:
