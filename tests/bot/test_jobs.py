@@ -98,7 +98,8 @@ async def test_uploaded_file_is_imported_by_a_job(
     form = aiohttp.FormData()
     form.add_field(
         "file",
-        b'instruction,intent,response\nDo you ship to Iceland?,delivery_options,"Yes, in 5 days."\n',
+        b"instruction,intent,response\n"
+        b'Do you ship to Iceland?,delivery_options,"Yes, in 5 days."\n',
         filename="faq.csv",
         content_type="text/csv",
     )
