@@ -147,14 +147,20 @@ async def _learn_pair(
     return pair
 
 
+async def _open_conversation(s: Any, conversation_id: int) -> Conversation:
+    """The conversation, locked for this transaction; 404 if unknown, 409 if closed."""
+    conv = await s.get(Conversation, conversation_id, with_for_update=True)
+    if conv is None:
+        raise NotFoundError("no such conversation")
+    if conv.status == ConversationStatus.CLOSED:
+        raise ConflictError("this conversation is closed")
+    return conv
+
+
 async def agent_reply(svc: Services, conversation_id: int, agent: str, text: str) -> Message:
     """An agent writes to the customer; the conversation is theirs until handed back."""
     async with svc.db.session() as s:
-        conv = await s.get(Conversation, conversation_id, with_for_update=True)
-        if conv is None:
-            raise NotFoundError("no such conversation")
-        if conv.status == ConversationStatus.CLOSED:
-            raise ConflictError("this conversation is closed")
+        conv = await _open_conversation(s, conversation_id)
         last_customer = (
             await s.exec(
                 select(Message)
@@ -207,11 +213,7 @@ async def set_owner(
 ) -> dict[str, Any]:
     """Claim (take over) a conversation, or hand it back to the bot."""
     async with svc.db.session() as s:
-        conv = await s.get(Conversation, conversation_id, with_for_update=True)
-        if conv is None:
-            raise NotFoundError("no such conversation")
-        if conv.status == ConversationStatus.CLOSED:
-            raise ConflictError("this conversation is closed")
+        conv = await _open_conversation(s, conversation_id)
         if take:
             if (
                 conv.assigned_agent not in (None, agent)

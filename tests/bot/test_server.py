@@ -41,6 +41,17 @@ async def keys(client: Any) -> tuple[dict[str, str], dict[str, str]]:
     return {"Authorization": f"Bearer {agent}"}, {"Authorization": f"Bearer {admin}"}
 
 
+async def read_events(sse: Any, events: list[tuple[str, dict[str, Any]]]) -> None:
+    """Append each server-sent event of ``sse`` to ``events`` as (type, data)."""
+    event = None
+    async for raw in sse.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: ") and event:
+            events.append((event, json.loads(line[6:])))
+
+
 async def count(client: Any, model: type) -> int:
     async with client.app[SERVICES].db.session() as s:
         return (await s.exec(select(func.count()).select_from(model))).one()
@@ -88,16 +99,7 @@ async def test_suggestion_is_approved_and_reaches_customer_and_index(make_client
     sse = await client.get(f"/api/v1/conversations/{conv}/events?token={token}")
     assert sse.status == 200
 
-    async def read_events() -> None:
-        event = None
-        async for raw in sse.content:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event:
-                events.append((event, json.loads(line[6:])))
-
-    reader = asyncio.create_task(read_events())
+    reader = asyncio.create_task(read_events(sse, events))
     body = await say(client, conv, auth, question)
     assert body["reply"]["status"] == "pending_review"
     assert body["reply"]["text"] is None
@@ -339,16 +341,7 @@ async def test_generated_reply_streams_and_is_grounded(
     sse = await client.get(f"/api/v1/conversations/{conv}/events?token={token}")
     events: list[tuple[str, dict[str, Any]]] = []
 
-    async def read_events() -> None:
-        event = None
-        async for raw in sse.content:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event:
-                events.append((event, json.loads(line[6:])))
-
-    reader = asyncio.create_task(read_events())
+    reader = asyncio.create_task(read_events(sse, events))
     body = await say(client, conv, auth, "How can I cancel my order?")
     reply = body["reply"]
     assert reply["status"] == "sent"
