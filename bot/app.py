@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from bot.services import Services
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.models import TrainingRun
+from bot.storage.registry import active_model_version
 
 log = logging.getLogger("deskbot.server")
 
@@ -42,6 +44,31 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         HTTP_LATENCY.labels(route).observe(time.perf_counter() - started)
 
 
+async def poll_models(runtime: ModelRuntime, every_s: float) -> None:
+    """Reload index and intent when their active versions in the database change.
+
+    Catches a process up on activations whose bus event it missed (Redis down, or no Redis
+    with several processes); a reload that finds nothing changed loads nothing.
+    """
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            changed = [
+                kind
+                for kind in ("index", "intent")
+                if not (kind == "intent" and runtime.settings.intent.model)  # a file, not the DB
+                and (row := await active_model_version(runtime.db, kind)) is not None
+                and row.version != runtime.models.versions.get(kind)
+            ]
+            if changed:
+                log.info("active %s changed in the database; reloading", ", ".join(changed))
+                await runtime.reload(changed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("polling the active model versions failed")
+
+
 def create_app(
     settings: Settings,
     *,
@@ -62,6 +89,13 @@ def create_app(
     database = db or Database(settings.sqlalchemy_url)
     runtime = ModelRuntime(settings, database, load_generator=load_generator, embedder=embedder)
     svc = Services(settings=settings, db=database, runtime=runtime)
+    redis_url = settings.redis_url.get_secret_value()
+    if redis_url:  # scaled out: events and rate limits shared by every process
+        from bot.redis_bus import RedisBus
+        from bot.redis_ratelimit import RedisRateLimiter
+
+        svc.bus = RedisBus(redis_url, prefix=settings.server.redis_prefix)
+        svc.limiter = RedisRateLimiter(redis_url, prefix=settings.server.redis_prefix)
     app[SERVICES] = svc
     for table in (widget.routes, agent.routes, admin.routes, ops.routes):
         app.router.add_routes(table)
@@ -72,6 +106,8 @@ def create_app(
     else:
         add_page_routes(app)
     svc.connectors = attach(app, svc)
+
+    pollers: list[asyncio.Task[None]] = []
 
     async def start(app: web.Application) -> None:
         if db is None:
@@ -102,9 +138,15 @@ def create_app(
                         return
 
         svc.spawn(follow_models(), name="follow-models")
+        if settings.server.model_poll_s > 0:
+            pollers.append(
+                svc.spawn(poll_models(runtime, settings.server.model_poll_s), name="poll-models")
+            )
 
     async def shutdown(app: web.Application) -> None:
         svc.closing = True
+        for task in pollers:
+            task.cancel()
         await svc.bus.close()  # ends SSE streams so in-flight requests can finish
 
     async def cleanup(app: web.Application) -> None:
@@ -114,6 +156,9 @@ def create_app(
         if svc.connectors is not None:
             await svc.connectors.close()
         await runtime.close()
+        close_limiter = getattr(svc.limiter, "close", None)
+        if close_limiter is not None:
+            await close_limiter()
         if db is None:
             await database.dispose()
 

@@ -46,7 +46,6 @@ RELOADS = {
     "retrain": ("index", "intent", "generator"),
 }
 PROGRESS = re.compile(rb"(\d{1,3})%\|")
-LEASE = timedelta(seconds=60)
 
 
 def job_command(kind: str, params: dict[str, Any]) -> list[str]:
@@ -123,6 +122,7 @@ class JobRunner:
         self.on_finished = on_finished
         self.poll_seconds = poll_seconds
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.lease = timedelta(seconds=settings.server.job_lease_s)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._child: asyncio.subprocess.Process | None = None
@@ -187,7 +187,7 @@ class JobRunner:
                 )
             run.status = "running"
             run.worker = self.name
-            run.lease_until = now + LEASE
+            run.lease_until = now + self.lease
             run.started_at = run.started_at or now
             s.add(run)
         return run
@@ -219,6 +219,7 @@ class JobRunner:
             stderr=asyncio.subprocess.PIPE,
             env=env,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         progress = {"value": 0.0}
         tail: list[bytes] = []
@@ -241,7 +242,7 @@ class JobRunner:
             if child.returncode is not None:
                 break
             row = await self._update(
-                run.id, lease_until=utcnow() + LEASE, progress=progress["value"]
+                run.id, lease_until=utcnow() + self.lease, progress=progress["value"]
             )
             if row is not None and row.cancel_requested and not cancelled:
                 cancelled = True
@@ -280,6 +281,15 @@ class JobRunner:
         log.info("job %s (%s) %s", run.id, run.kind, status)
         if final is not None and self.on_finished is not None:
             await self.on_finished(final)
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the runner dies (Linux), so a crashed worker's job is
+    not still running when another worker claims it after the lease."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def upload_dir(settings: Settings) -> Path:

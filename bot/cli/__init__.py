@@ -14,6 +14,7 @@ from bot.cli import (  # noqa: F401 - each module registers its commands
     learning_cmds,
     prepare_cmds,
     serve_cmds,
+    worker_cmds,
 )
 from bot.cli.app import cli, main
 

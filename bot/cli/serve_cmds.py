@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
+from collections.abc import Callable
 
 import click
 from aiohttp import web
@@ -10,6 +14,7 @@ from aiohttp import web
 from bot.auth import create_api_key
 from bot.cli.app import CliContext, cli, echo_json, pass_ctx, run_async
 from bot.serialize import model_json
+from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.registry import KINDS, activate_model_version, list_model_versions
 
@@ -19,24 +24,84 @@ log = logging.getLogger("deskbot.server")
 @cli.command()
 @click.option("--host", default=None, help="Default: server.host (127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Default: server.port (8080).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes sharing the port (SO_REUSEPORT); more than 1 needs PostgreSQL and Redis.",
+)
 @pass_ctx
-def serve(ctx: CliContext, host: str | None, port: int | None) -> None:
+def serve(ctx: CliContext, host: str | None, port: int | None, workers: int) -> None:
     """Serve the bot, the widget, the agent console and the admin dashboard."""
-    from bot.app import create_app
-
     settings = ctx.settings
-    app = create_app(settings)
     host = host or settings.server.host
     port = port or settings.server.port
+    if workers > 1:
+        if settings.sqlalchemy_url.startswith("sqlite"):
+            raise click.UsageError("--workers above 1 needs PostgreSQL (DESKBOT_DATABASE_URL)")
+        if not settings.redis_url.get_secret_value():
+            log.warning("--workers without DESKBOT_REDIS_URL: live events stay in one process")
+        click.echo(f"deskbot serving on http://{host}:{port} with {workers} processes", err=True)
+        raise SystemExit(fork_servers(workers, lambda: _run(settings, host, port, True)))
     click.echo(f"deskbot serving on http://{host}:{port}", err=True)
+    _run(settings, host, port, False)
+
+
+def _run(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
+    from bot.app import create_app
+
     web.run_app(
-        app,
+        create_app(settings),
         host=host,
         port=port,
         shutdown_timeout=settings.server.shutdown_timeout_s,
         access_log=None,
         print=None,
+        reuse_port=reuse_port or None,
     )
+
+
+def fork_servers(n: int, serve_one: Callable[[], None]) -> int:
+    """Fork ``n`` children that each run ``serve_one``; pass SIGTERM/SIGINT on; wait for all.
+
+    Returns the worst exit status. A child that dies is not restarted: run under a supervisor
+    (systemd, Kubernetes) that restarts the whole unit.
+    """
+    children: list[int] = []
+    for _ in range(n):
+        pid = os.fork()
+        if pid == 0:  # the child: its own event loop, database pool and models
+            code = 0
+            try:
+                serve_one()
+            except BaseException:
+                log.exception("server process failed")
+                code = 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    worst = 0
+    running = set(children)
+    while running:
+        child, status = os.wait()
+        running.discard(child)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            log.error("server process %d exited with %d", child, code)
+            for other in running:  # one gone: stop the rest, so the supervisor restarts all
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(other, signal.SIGTERM)
+        worst = max(worst, abs(code))
+    return worst
 
 
 @cli.group()
