@@ -215,6 +215,7 @@ class LearningSettings(Section):
     max_intent_drop: float = Field(0.1, ge=0, le=1)
     min_intent_support: int = Field(5, ge=1)
     intent_preset: Literal["default", "quick", "few-shot"] = "default"
+    intent_epochs: int = Field(0, ge=0)  # 0: the preset's number of epochs
     # Earlier customer turns kept with a reply pair as its context.
     context_turns: int = Field(3, ge=0, le=20)
 

@@ -188,11 +188,12 @@ def plan_intent_data(base: Examples, logs: Examples, learning: LearningSettings)
 
 
 def _hyperparams(learning: LearningSettings) -> IntentHyperParams:
-    return {
+    hp = {
         "default": IntentHyperParams,
         "quick": IntentHyperParams.quick,
         "few-shot": IntentHyperParams.few_shot,
     }[learning.intent_preset]()
+    return hp.with_(epochs=learning.intent_epochs) if learning.intent_epochs else hp
 
 
 async def _set_report(db: Database, kind: str, version: str, report: dict[str, Any]) -> None:
