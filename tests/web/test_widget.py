@@ -65,6 +65,11 @@ async def test_reconnects_after_a_drop_and_fetches_what_it_missed(
         ["Sorry for the wait, I'm here now."], timeout=TIMEOUT_MS
     )
     assert last_id in api.after_values  # it asked only for what came after what it had
+    # The catch-up fetch can land before the new stream is open: wait for the reconnect.
+    for _ in range(100):
+        if api.stream_opens >= 2:
+            break
+        await asyncio.sleep(0.1)
     assert api.stream_opens == 2
 
     # Live again: a message published on the new stream appears without a fetch.
