@@ -414,3 +414,39 @@ async def test_a_killed_workers_job_is_claimed_again_and_finished(cluster: Clust
     assert row.worker == "worker-2"
     # Whatever the first attempt committed is skipped, the rest added: every row once.
     assert row.result["pairs_added"] + row.result["duplicates_skipped"] == BITEXT_ROWS
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+async def test_serve_workers_forks_processes_sharing_one_port(cluster: Cluster) -> None:
+    port = _free_port()
+    cluster.start(
+        "serve-workers",
+        ["serve", "--port", str(port), "--workers", "2"],
+        {"DESKBOT_SERVER__MODEL_POLL_S": "0"},
+    )
+    parent = cluster.procs["serve-workers"]
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+
+        async def both_ready() -> bool:
+            if parent.poll() is not None:
+                raise AssertionError(f"serve --workers exited:\n{cluster.logs()}")
+            try:
+                async with http.get(url + "/readyz") as r:
+                    if r.status != 200:
+                        return False
+            except aiohttp.ClientError:
+                return False
+            # Each child listens on its own SO_REUSEPORT socket once its models are loaded.
+            listening = Path("/proc/net/tcp").read_text().count(f":{port:04X} 00000000:0000 0A")
+            return listening == 2
+
+        await _eventually(both_ready, 120, "two processes listening on one port")
+        assert len(_children(parent.pid)) == 2
+    parent.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(parent.wait, 30) == 0  # every child stopped cleanly
