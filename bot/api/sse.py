@@ -22,26 +22,38 @@ async def stream_events(request: web.Request, bus: EventBus, topic: str) -> web.
             "X-Accel-Buffering": "no",
         }
     )
-    await response.prepare(request)
-    await response.write(b"retry: 2000\n\n")
+    # Subscribe before the headers go out, so no event published after the client sees the
+    # stream open can be missed.
     async with bus.subscribe(topic) as events:
+        await response.prepare(request)
+        await response.write(b"retry: 2000\n\n")
         iterator = events.__aiter__()
-        while True:
-            try:
-                event: Event = await asyncio.wait_for(iterator.__anext__(), PING_SECONDS)
-            except TimeoutError:
-                chunk = b": ping\n\n"
-            except StopAsyncIteration:
-                break
-            else:
-                if event.type == CLOSED:
+        # One pending read survives the ping timeouts: cancelling an async generator's
+        # __anext__ would close the generator and end the stream.
+        pending: asyncio.Future[Event] = asyncio.ensure_future(iterator.__anext__())
+        try:
+            while True:
+                done, _ = await asyncio.wait({pending}, timeout=PING_SECONDS)
+                if not done:
+                    chunk = b": ping\n\n"
+                else:
+                    try:
+                        event = pending.result()
+                    except StopAsyncIteration:
+                        break
+                    if event.type == CLOSED:
+                        break
+                    pending = asyncio.ensure_future(iterator.__anext__())
+                    data = json.dumps(event.data, default=str, ensure_ascii=False)
+                    chunk = f"event: {event.type}\ndata: {data}\n\n".encode()
+                try:
+                    await response.write(chunk)
+                except (ConnectionResetError, RuntimeError):
                     break
-                data = json.dumps(event.data, default=str, ensure_ascii=False)
-                chunk = f"event: {event.type}\ndata: {data}\n\n".encode()
-            try:
-                await response.write(chunk)
-            except (ConnectionResetError, RuntimeError):
-                break
+        finally:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await pending
     with contextlib.suppress(ConnectionResetError, RuntimeError):
         await response.write_eof()
     return response

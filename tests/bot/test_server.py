@@ -363,3 +363,25 @@ async def test_generated_reply_streams_and_is_grounded(
     # An ungrounded draft is never what the customer gets: the best retrieved answer is.
     if retracted:
         assert stored.details["decision_reason"].endswith("best retrieved answer")
+
+
+async def test_event_stream_outlives_idle_pings(
+    make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.api.sse
+
+    monkeypatch.setattr(bot.api.sse, "PING_SECONDS", 0.1)
+    client = await make_client()
+    conv, auth = await start(client)
+    sse = await client.get(f"/api/v1/conversations/{conv}/events?token={auth['Authorization'][7:]}")
+    events: list[tuple[str, dict[str, Any]]] = []
+    reader = asyncio.create_task(read_events(sse, events))
+    await asyncio.sleep(0.5)  # several pings with nothing to say
+    body = await say(client, conv, auth, "How can I cancel my order?")
+    for _ in range(50):
+        if any(e == "message" and d["id"] == body["reply"]["id"] for e, d in events):
+            break
+        await asyncio.sleep(0.05)
+    reader.cancel()
+    sse.close()
+    assert any(e == "message" and d["id"] == body["reply"]["id"] for e, d in events), events
