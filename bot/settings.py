@@ -89,7 +89,7 @@ class RetrievalSettings(Section):
     # Predicted intent of a query: "boost" adds intent_boost to same-intent hits (and always
     # considers the best same-intent pairs), "filter" keeps only them, "off" ignores it.
     intent_mode: Literal["boost", "filter", "off"] = "boost"
-    intent_boost: float = Field(0.1, ge=0)
+    intent_boost: float = Field(0.2, ge=0)
     # Threads faiss may use; 1 is fastest for the single queries a chat server sends.
     search_threads: int = Field(1, ge=1)
 
