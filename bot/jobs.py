@@ -71,13 +71,14 @@ def job_command(kind: str, params: dict[str, Any]) -> list[str]:
             cmd += ["--data", params["data"]]
         return cmd
     if kind == "retrain":
-        cmd = [*base, "retrain"]
+        cmd = [*base, "retrain", "--json"]
         for flag in ("intent", "generator", "index"):
             if params.get(flag):
                 cmd.append(f"--{flag}")
         return cmd
     if kind == "export":
-        return [*base, "export", "training-data", "--since", str(params.get("since", "1970-01-01"))]
+        since = str(params.get("since", "1970-01-01"))
+        return [*base, "export", "training-data", "--since", since, "--json"]
     raise InputError(f"unknown job kind {kind!r}; expected one of {', '.join(JOB_KINDS)}")
 
 
