@@ -65,11 +65,12 @@ async def test_admin_export_route_queues_an_export_job(make_client: Any) -> None
     async with client.app[SERVICES].db.session() as s:
         row = await s.get(TrainingRun, run["id"])
     assert row is not None and row.status == "queued" and row.params == {"since": "2026-01-01"}
-    assert job_command(row.kind, row.params)[-4:] == [
+    assert job_command(row.kind, row.params)[-5:] == [
         "export",
         "training-data",
         "--since",
         "2026-01-01",
+        "--json",
     ]
     bad = await client.post("/api/v1/admin/export", json={"since": "yesterday"}, headers=admin)
     assert bad.status == 400 and "--since 'yesterday'" in (await bad.json())["error"]["message"]
