@@ -12,7 +12,7 @@ from aiohttp import web
 from bot.api import admin, agent, ops, widget
 from bot.api.common import SERVICES, Handler, cors_middleware, error_middleware
 from bot.channels import attach
-from bot.events import MODELS
+from bot.events import MODELS, Event
 from bot.jobs import RELOADS, JobRunner
 from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from bot.pipeline import ReplyPipeline
@@ -124,6 +124,12 @@ def create_app(
             kinds = RELOADS.get(run.kind)
             if run.status == "succeeded" and kinds:
                 await runtime.reload(kinds)
+                # Other processes (scaled out on Redis) swap too.
+                for kind in kinds:
+                    version = runtime.models.versions.get(kind)
+                    await svc.bus.publish(
+                        MODELS, Event("activated", {"kind": kind, "version": version})
+                    )
 
         svc.jobs = JobRunner(settings, database, on_finished=finished)
         if settings.server.run_jobs if run_jobs is None else run_jobs:
