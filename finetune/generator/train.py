@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import random
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -47,7 +48,8 @@ class Example:
 
 
 def new_version(digest: str) -> str:
-    return f"generator-{datetime.now(UTC):%Y%m%d-%H%M%S}-{digest[:8]}"
+    """Time, data digest and a random tag: two runs on the same data in one second differ."""
+    return f"generator-{datetime.now(UTC):%Y%m%d-%H%M%S}-{digest[:8]}-{secrets.token_hex(2)}"
 
 
 def data_digest(pairs: Sequence[QAPair]) -> str:

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import random
+import secrets
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -43,7 +44,8 @@ log = logging.getLogger("deskbot.intent")
 
 
 def new_version(data_hash: str) -> str:
-    return f"intent-{datetime.now(UTC):%Y%m%d-%H%M%S}-{data_hash[:8]}"
+    """Time, data hash and a random tag: two runs on the same data in one second differ."""
+    return f"intent-{datetime.now(UTC):%Y%m%d-%H%M%S}-{data_hash[:8]}-{secrets.token_hex(2)}"
 
 
 def bucketed_batches(
