@@ -30,12 +30,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import func, select
 
 from bot.settings import DeliverySettings
 from bot.storage.db import Database
-from bot.storage.models import Conversation, Message, Outbox, OutboxStatus, Role
+from bot.storage.messages import get_or_create_conversation, store_message
+from bot.storage.models import Outbox, OutboxStatus, Role
 from connectors.base import Connector, InboundMessage
 from connectors.channels import ConnectorSet
 from connectors.http import make_webhook_app
@@ -58,40 +58,24 @@ def percentile(values: list[float], q: float) -> float:
 
 def make_on_inbound(db: Database, worker: DeliveryWorker) -> Any:
     async def on_inbound(connector: Connector, msg: InboundMessage) -> bool:
-        try:
-            async with db.session() as s:
-                conv = (
-                    await s.exec(
-                        select(Conversation).where(
-                            Conversation.channel == msg.channel,
-                            Conversation.external_id == msg.external_conversation_id,
-                        )
-                    )
-                ).first()
-                if conv is None:
-                    conv = Conversation(
-                        channel=msg.channel, external_id=msg.external_conversation_id
-                    )
-                    s.add(conv)
-                    await s.flush()
-                s.add(
-                    Message(
-                        conversation_id=conv.id,
-                        channel=msg.channel,
-                        external_id=msg.external_message_id,
-                        role=Role.CUSTOMER,
-                        text=msg.text,
-                    )
-                )
-                await s.flush()
-                await enqueue(
-                    s,
-                    conv,
-                    None,
-                    outbound_for(conv, "echo: " + msg.text, reply_to=msg.external_message_id),
-                )
-        except IntegrityError:
-            return False
+        async with db.session() as s:
+            conv, _ = await get_or_create_conversation(s, msg.channel, msg.external_conversation_id)
+            _, created = await store_message(
+                s,
+                conv.id,
+                msg.channel,
+                Role.CUSTOMER,
+                msg.text,
+                external_id=msg.external_message_id,
+            )
+            if not created:
+                return False
+            await enqueue(
+                s,
+                conv,
+                None,
+                outbound_for(conv, "echo: " + msg.text, reply_to=msg.external_message_id),
+            )
         worker.wake()
         return True
 

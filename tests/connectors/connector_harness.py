@@ -9,12 +9,12 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 from connector_fakes import Case, FakePlatform
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import func, select
 
 from bot.settings import DeliverySettings
 from bot.storage.db import Database
-from bot.storage.models import Conversation, Message, Outbox, Role
+from bot.storage.messages import get_or_create_conversation, store_message
+from bot.storage.models import Message, Outbox, Role
 from connectors.base import Connector, InboundMessage
 from connectors.channels import ConnectorSet
 from connectors.outbox import DeliveryWorker, enqueue, outbound_for
@@ -34,47 +34,34 @@ def echo_on_inbound(db: Database, wake: Callable[[], None]) -> Callable[..., Awa
     idempotently on the platform's message id (what the server's pipeline will do)."""
 
     async def on_inbound(connector: Connector, msg: InboundMessage) -> bool:
-        try:
-            async with db.session() as s:
-                conv = (
-                    await s.exec(
-                        select(Conversation).where(
-                            Conversation.channel == msg.channel,
-                            Conversation.external_id == msg.external_conversation_id,
-                        )
-                    )
-                ).first()
-                if conv is None:
-                    conv = Conversation(
-                        channel=msg.channel,
-                        external_id=msg.external_conversation_id,
-                        customer_external_id=msg.customer_external_id,
-                    )
-                    s.add(conv)
-                    await s.flush()
-                s.add(
-                    Message(
-                        conversation_id=conv.id,
-                        channel=msg.channel,
-                        external_id=msg.external_message_id,
-                        role=Role.CUSTOMER,
-                        text=msg.text,
-                    )
-                )
-                await s.flush()
-                reply = Message(
-                    conversation_id=conv.id,
-                    channel=msg.channel,
-                    role=Role.BOT,
-                    text=f"echo: {msg.text}",
-                )
-                s.add(reply)
-                await s.flush()
-                await enqueue(
-                    s, conv, reply, outbound_for(conv, reply.text, reply_to=msg.external_message_id)
-                )
-        except IntegrityError:
-            return False
+        async with db.session() as s:
+            conv, _ = await get_or_create_conversation(
+                s,
+                msg.channel,
+                msg.external_conversation_id,
+                customer_external_id=msg.customer_external_id,
+            )
+            _, created = await store_message(
+                s,
+                conv.id,
+                msg.channel,
+                Role.CUSTOMER,
+                msg.text,
+                external_id=msg.external_message_id,
+            )
+            if not created:
+                return False
+            reply = Message(
+                conversation_id=conv.id,
+                channel=msg.channel,
+                role=Role.BOT,
+                text=f"echo: {msg.text}",
+            )
+            s.add(reply)
+            await s.flush()
+            await enqueue(
+                s, conv, reply, outbound_for(conv, reply.text, reply_to=msg.external_message_id)
+            )
         wake()
         return True
 
