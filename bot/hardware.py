@@ -11,19 +11,34 @@ from pathlib import Path
 def bf16_fast() -> bool:
     """True when the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX).
 
-    Without them torch emulates bf16 and it is slower than float32, so callers fall back.
+    Without them torch emulates bf16 and it is much slower than float32 (MiniLM encoding ran
+    at 117 queries/s in bf16 against 409 in float32 on an AVX-512 Xeon without AVX512-BF16),
+    so callers fall back. The CPU's flags decide: torch's own check
+    (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) says yes on any AVX-512 CPU, because
+    oneDNN *can* run bf16 there, not because it is fast; it is used only where the flags
+    cannot be read.
     """
     forced = os.environ.get("DESKBOT_BF16", "").strip()
     if forced in ("0", "1"):
         return forced == "1"
     try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = None
+    if flags is not None:
+        return cpu_has_native_bf16(flags)
+    try:
         import torch
 
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError, ImportError):
-        pass
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_has_native_bf16(cpuinfo: str) -> bool:
+    """Whether ``/proc/cpuinfo`` text lists a native bf16 instruction set."""
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return False

@@ -1,0 +1,33 @@
+"""The bf16 decision reads the CPU's flags, not torch's "oneDNN could do it" answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot import hardware
+
+ICELAKE = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw avx512_vnni avx512_vbmi\n"
+SAPPHIRE = "processor\t: 0\nflags\t\t: fpu avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile\n"
+
+
+def test_avx512_without_bf16_is_not_fast() -> None:
+    assert not hardware.cpu_has_native_bf16(ICELAKE)
+
+
+def test_avx512_bf16_or_amx_is_fast() -> None:
+    assert hardware.cpu_has_native_bf16(SAPPHIRE)
+    assert hardware.cpu_has_native_bf16("flags\t: sse amx_bf16\n")
+
+
+def test_no_flags_line_is_not_fast() -> None:
+    assert not hardware.cpu_has_native_bf16("processor\t: 0\n")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", False), ("1", True)])
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool) -> None:
+    monkeypatch.setenv("DESKBOT_BF16", value)
+    hardware.bf16_fast.cache_clear()
+    try:
+        assert hardware.bf16_fast() is expected
+    finally:
+        hardware.bf16_fast.cache_clear()
