@@ -115,8 +115,7 @@ def create_app(
         await runtime.load()
         log.info("models loaded: %s", runtime.models.versions)
 
-        deliver = svc.connectors.deliver if svc.connectors is not None else None
-        svc.pipeline = ReplyPipeline(settings, database, runtime, svc.bus, deliver)
+        svc.pipeline = ReplyPipeline(settings, database, runtime, svc.bus, svc.connectors)
         if svc.connectors is not None:
             await svc.connectors.start()
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.events import AGENTS, Event
 from bot.serialize import message_json
 from bot.services import Services
-from bot.storage.messages import get_or_create_conversation, store_message
+from bot.storage.messages import get_or_create_conversation, recent_turns, store_message
 from bot.storage.models import Conversation, ConversationStatus, Message, Role
 from connectors.base import Connector, InboundMessage
 from connectors.channels import ConnectorSet
@@ -55,26 +56,42 @@ class ChannelHub:
                 inbound.text,
                 external_id=inbound.external_message_id,
             )
+            history = await recent_turns(s, conv.id, message.id) if created else []  # type: ignore[arg-type]
         if created:
             await svc.bus.publish(AGENTS, Event("message", message_json(message)))
             svc.spawn(
-                svc.pipeline.handle(conv.id, message.id), name=f"reply-{connector.channel_key}"
+                svc.pipeline.handle(
+                    conv.id,  # type: ignore[arg-type]
+                    message.id,  # type: ignore[arg-type]
+                    conversation=conv,
+                    message=message,
+                    history=history,
+                ),
+                name=f"reply-{connector.channel_key}",
             )
         return created
 
-    async def deliver(self, conv: Conversation, message: Message) -> None:
-        """Queue ``message`` for the conversation's platform (widget messages need nothing)."""
+    async def queue(self, session: AsyncSession, conv: Conversation, message: Message) -> bool:
+        """Put ``message`` in the outbox inside the caller's transaction (the one storing it).
+
+        Storing a reply and queueing its delivery commit together, so a crash cannot lose one
+        without the other. Call :meth:`wake` after the commit. Widget conversations, customer
+        messages and system notices outside a handoff need no delivery: False.
+        """
         if conv.channel not in self.connectors or message.role == Role.CUSTOMER:
-            return
+            return False
         if message.role == Role.SYSTEM and conv.status != ConversationStatus.HANDOFF:
-            return
-        async with self.svc.db.session() as s:
-            reply_to = None
-            source_id = (message.details or {}).get("reply_to")
-            if isinstance(source_id, int):
-                source = await s.get(Message, source_id)
-                reply_to = source.external_id if source is not None else None
-            await enqueue(s, conv, message, outbound_for(conv, message.text, reply_to=reply_to))
+            return False
+        reply_to = None
+        source_id = (message.details or {}).get("reply_to")
+        if isinstance(source_id, int):
+            source = await session.get(Message, source_id)
+            reply_to = source.external_id if source is not None else None
+        await enqueue(session, conv, message, outbound_for(conv, message.text, reply_to=reply_to))
+        return True
+
+    def wake(self) -> None:
+        """Tell the delivery worker that committed outbox rows are waiting."""
         self.worker.wake()
 
     async def close(self) -> None:

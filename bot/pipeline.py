@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.events import AGENTS, Event, EventBus, conversation_topic
 from bot.generation.placeholders import fill
@@ -25,6 +26,7 @@ from bot.runtime import ModelRuntime, Query, Understanding
 from bot.serialize import message_json, suggestion_json
 from bot.settings import Settings
 from bot.storage.db import Database
+from bot.storage.messages import HISTORY_TURNS, recent_turns
 from bot.storage.models import (
     Conversation,
     ConversationStatus,
@@ -37,10 +39,15 @@ from retrieval.hit import Hit
 
 log = logging.getLogger("deskbot.pipeline")
 
-HISTORY_TURNS = 12
 HANDOFF_NOTICE = "Thanks, I've passed this to our support team. An agent will reply here soon."
 
-Deliver = Callable[[Conversation, Message], Awaitable[None]]
+
+class Outbox(Protocol):
+    """Where replies to chat-platform conversations are queued (``bot.channels.ChannelHub``)."""
+
+    async def queue(self, session: AsyncSession, conv: Conversation, message: Message) -> bool: ...
+
+    def wake(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,32 +98,33 @@ class ReplyPipeline:
         db: Database,
         runtime: ModelRuntime,
         bus: EventBus,
-        deliver: Deliver | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.runtime = runtime
         self.bus = bus
-        self.deliver = deliver
+        self.outbox = outbox
 
     async def _load(
-        self, conversation_id: int, message_id: int, conv: Conversation | None, msg: Message | None
-    ) -> tuple[Conversation, Message, list[Message]]:
+        self,
+        conversation_id: int,
+        message_id: int,
+        conv: Conversation | None,
+        msg: Message | None,
+        history: Sequence[tuple[str, str]] | None,
+    ) -> tuple[Conversation, Message, Sequence[tuple[str, str]]]:
+        if conv is not None and msg is not None and history is not None:
+            return conv, msg, history
         async with self.db.session() as s:
             if conv is None:
                 conv = await s.get(Conversation, conversation_id)
             if msg is None:
                 msg = await s.get(Message, message_id)
-            rows = (
-                await s.exec(
-                    select(Message)
-                    .where(Message.conversation_id == conversation_id, Message.id < message_id)
-                    .order_by(col(Message.id).desc())
-                    .limit(HISTORY_TURNS)
-                )
-            ).all()
+            if history is None:
+                history = await recent_turns(s, conversation_id, message_id, HISTORY_TURNS)
         assert conv is not None and msg is not None
-        return conv, msg, list(reversed(rows))
+        return conv, msg, history
 
     async def handle(
         self,
@@ -125,21 +133,24 @@ class ReplyPipeline:
         *,
         conversation: Conversation | None = None,
         message: Message | None = None,
+        history: Sequence[tuple[str, str]] | None = None,
     ) -> ReplyOutcome | None:
         """Answer one stored customer message; None when an agent owns the conversation.
 
-        Callers that have just stored the message pass the rows to save reading them again.
+        Callers that have just stored the message pass the rows, and the ``(role, text)`` turns
+        before it (:func:`~bot.storage.messages.recent_turns`, read in the same transaction),
+        to save a second transaction.
         """
         started = time.perf_counter()
-        conv, msg, history = await self._load(conversation_id, message_id, conversation, message)
+        conv, msg, history = await self._load(
+            conversation_id, message_id, conversation, message, history
+        )
         if conv.status != ConversationStatus.BOT:
             await self.bus.publish(
                 AGENTS, Event("queue", {"reason": "customer_message", "conversation_id": conv.id})
             )
             return None
-        turns = tuple(
-            (m.role, m.text) for m in history if m.role in (Role.CUSTOMER, Role.BOT, Role.AGENT)
-        )
+        turns = tuple((r, t) for r, t in history if r in (Role.CUSTOMER, Role.BOT, Role.AGENT))
         context = tuple(t for r, t in turns if r == Role.CUSTOMER)[
             -max(1, self.settings.retrieval.context_turns) :
         ]
@@ -271,6 +282,7 @@ class ReplyPipeline:
             await s.exec(  # type: ignore[call-overload]
                 update(Message)
                 .where(col(Message.id) == msg.id)
+                .execution_options(synchronize_session=False)
                 .values(
                     intent=pred.intent if pred else None,
                     confidence=pred.confidence if pred else None,
@@ -320,11 +332,21 @@ class ReplyPipeline:
                 )
                 s.add(reply)
             await s.exec(  # type: ignore[call-overload]
-                update(Conversation).where(col(Conversation.id) == conv.id).values(**conv_values)
+                update(Conversation)
+                .where(col(Conversation.id) == conv.id)
+                .execution_options(synchronize_session=False)
+                .values(**conv_values)
             )
             await s.flush()
-        if "status" in conv_values:
-            conv.status = conv_values["status"]
+            if "status" in conv_values:
+                conv.status = conv_values["status"]
+            queued = (
+                reply is not None
+                and self.outbox is not None
+                and await self.outbox.queue(s, conv, reply)
+            )
+        if queued:
+            self.outbox.wake()  # type: ignore[union-attr]
         status: Literal["sent", "pending_review", "handoff"] = {
             Action.SEND: "sent",
             Action.SUGGEST: "pending_review",
@@ -349,8 +371,6 @@ class ReplyPipeline:
         topic = conversation_topic(conv.id)
         if reply is not None:
             await self.bus.publish(topic, Event("message", message_json(reply)))
-            if self.deliver is not None:
-                await self.deliver(conv, reply)
         if decision.action == Action.HANDOFF:
             await self.bus.publish(
                 topic, Event("status", {"status": ConversationStatus.HANDOFF.value})

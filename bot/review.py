@@ -47,12 +47,18 @@ def _check_intent(intent: str | None) -> str | None:
     return intent
 
 
-async def _deliver(svc: Services, conv: Conversation, message: Message) -> None:
+async def _queue(svc: Services, s: Any, conv: Conversation, message: Message) -> bool:
+    """Queue a platform delivery in the transaction that stores ``message``."""
+    return svc.connectors is not None and await svc.connectors.queue(s, conv, message)
+
+
+async def _announce(svc: Services, conv: Conversation, message: Message, queued: bool) -> None:
+    """After the commit: wake the outbox worker and tell the widget and the agents."""
+    if queued and svc.connectors is not None:
+        svc.connectors.wake()
     data = message_json(message)
     await svc.bus.publish(conversation_topic(conv.id), Event("message", data))  # type: ignore[arg-type]
     await svc.bus.publish(AGENTS, Event("message", data))
-    if svc.connectors is not None:
-        await svc.connectors.deliver(conv, message)
 
 
 async def review_suggestion(
@@ -68,6 +74,7 @@ async def review_suggestion(
     """Approve, edit-and-send or reject a pending suggestion."""
     intent = _check_intent(intent)
     pair = None
+    queued = False
     async with svc.db.session() as s:
         sug = await s.get(Suggestion, suggestion_id, with_for_update=True)
         if sug is None:
@@ -112,11 +119,12 @@ async def review_suggestion(
             await s.flush()
             sug.reply_message_id = reply.id
             pair = await _learn_pair(s, customer.text, final, intent or sug.intent, reply.id)
+            queued = await _queue(svc, s, conv, reply)
         s.add(sug)
         conv.updated_at = utcnow()
         s.add(conv)
     if reply is not None:
-        await _deliver(svc, conv, reply)
+        await _announce(svc, conv, reply, queued)
     if pair is not None:
         await svc.runtime.add_pairs([pair])
     await svc.bus.publish(
@@ -197,7 +205,8 @@ async def agent_reply(svc: Services, conversation_id: int, agent: str, text: str
             sug.reviewed_at = utcnow()
             s.add(sug)
         await s.flush()
-    await _deliver(svc, conv, message)
+        queued = await _queue(svc, s, conv, message)
+    await _announce(svc, conv, message, queued)
     if was != ConversationStatus.HANDOFF:
         await svc.bus.publish(
             conversation_topic(conversation_id), Event("status", {"status": conv.status})

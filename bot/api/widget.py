@@ -23,7 +23,7 @@ from bot.auth import new_conversation_token, token_matches
 from bot.errors import InputError, NotFoundError
 from bot.events import AGENTS, Event, conversation_topic
 from bot.serialize import message_json
-from bot.storage.messages import store_message
+from bot.storage.messages import recent_turns, store_message
 from bot.storage.models import Conversation, ConversationStatus, Feedback, Message, Role
 
 WIDGET_CHANNEL = "widget"
@@ -89,6 +89,7 @@ async def post_message(request: web.Request) -> web.Response:
             text,
             external_id=f"{conv_id}:{idem}" if idem else None,
         )
+        history = await recent_turns(s, conv_id, message.id) if created else []  # type: ignore[arg-type]
     msg_json = message_json(message)
     if not created:
         return web.json_response({"message": msg_json, "reply": None, "duplicate": True})
@@ -97,7 +98,13 @@ async def post_message(request: web.Request) -> web.Response:
     # The reply runs as a tracked task: a client that disconnects does not cancel it, and
     # graceful shutdown waits for it.
     outcome = await svc.spawn(
-        svc.pipeline.handle(conv_id, message.id, conversation=conv, message=message),
+        svc.pipeline.handle(
+            conv_id,
+            message.id,  # type: ignore[arg-type]
+            conversation=conv,
+            message=message,
+            history=history,
+        ),
         name=f"reply-{message.id}",
     )
     if outcome is None:

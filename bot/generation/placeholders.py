@@ -96,7 +96,7 @@ _REWORD = {
     "toll-free number": "our toll-free number",
     "customer support email": "our customer support email",
     "online company portal info": "our website",
-    "store location": "our store",
+    "store location": "our stores",
     "company name": "our company",
     "online order interaction": "Orders",
     "company account": "your account",
@@ -108,6 +108,42 @@ _LEAD_NOUN = re.compile(
     r"(?:(?:number|no\.?|id)\s+)?(?:#\s*)?$",
     re.I,
 )
+
+# Words that name the same thing as a reworded phrase (keyed by the phrase without its
+# determiner). When the text right before a missing slot already names it ("visit our website
+# at {{Website URL}}"), the slot only identified that thing, so it is dropped rather than
+# reworded into "our website at our website".
+_SAME_THING = {
+    "order": r"orders?|purchases?",
+    "invoice": r"invoices?|bills?",
+    "tracking number": r"tracking(?:\s+(?:number|id|code))?",
+    "website": r"web\s*sites?|sites?|web\s*pages?|portals?",
+    "login page": r"log-?in\s+pages?|sign-?in\s+pages?",
+    "account recovery page": r"(?:account\s+)?recovery\s+pages?",
+    "business hours": r"hours",
+    "customer support phone line": (
+        r"(?:tele)?phone(?:\s+(?:line|number))?|hotline|helpline|phone\s+support"
+    ),
+    "toll-free number": r"toll-free(?:\s+(?:number|line))?|hotline|helpline|phone",
+    "customer support email": r"e-?mail(?:\s+address)?",
+    "support email": r"e-?mail(?:\s+address)?",
+    "stores": r"stores?|shops?",
+    "company": r"company",
+    "refund amount": r"refunds?|reimbursements?|rebates?|compensations?|payments?|amount",
+    "amount": r"amount|sum|payments?",
+}
+
+# Words allowed between the earlier mention and the slot ("order with the number #").
+_LINK_WORDS = (
+    r"at|on|in|into|to|for|of|with|via|by|from|under|using|through|the|a|an|our|your|its|this|"
+    r"that|number|no|id|reference|associated|linked|tied|bearing|named|called"
+)
+_DETERMINER = re.compile(r"^(?:the|a|an|your|our|my|this|that)\s+", re.I)
+_TAIL_DETERMINER = re.compile(
+    r"(?:\b(?:the|a|an|your|our|my|this|that|its|their)|(?<=\w)'s)(?P<gap>\s*)(?P<q>[\"']?)$",
+    re.I,
+)
+_CLAUSE_ENDS = ".!?;,\n"
 
 
 def _norm(slot: str) -> str:
@@ -165,6 +201,114 @@ def _missing_phrase(slot: str) -> str:
     return slot.strip().replace("_", " ")
 
 
+# Slots whose value only the customer can give, beyond those :func:`extract_values` finds.
+_CUSTOMER_SLOTS = frozenset(
+    {slot for slots, _ in _CUSTOMER_VALUES for slot in slots}
+    | set(ASK_FOR)
+    | {"client first name", "client last name", "client full name", "username"}
+)
+# Words that make a slot the company's ("Customer Support Phone Number"), not the customer's.
+_COMPANY_WORDS = re.compile(
+    r"\b(?:support|service|assist\w*|company|business|toll-free|hotline|helpline|claims?|"
+    r"complaints?|feedback|reviews?|store|carrier|representative|team|registration|payment issue|"
+    r"page|url|website|portal)\b"
+)
+_CUSTOMER_ID = re.compile(
+    r"\b(?:number|id|identifier|email|email address|shipping address|zip code)$"
+)
+
+
+def customer_gives(slot: str) -> bool:
+    """Whether ``slot`` holds a value only the customer can give (order number, email, name).
+
+    Only these are reported missing: company facts and menu labels ("Custom Order Details")
+    are reworded and need nothing from the customer.
+    """
+    key = _norm(slot)
+    if key in _CUSTOMER_SLOTS:
+        return True
+    return bool(_CUSTOMER_ID.search(key)) and not _COMPANY_WORDS.search(key)
+
+
+def _clause(text: str) -> int:
+    """Where the clause that ends ``text`` starts: after the last sentence end or comma."""
+    return max(text.rfind(c) for c in _CLAUSE_ENDS) + 1
+
+
+def _already_named(before: str, phrase: str) -> re.Match[str] | None:
+    """The earlier mention of the thing ``phrase`` names, if only link words follow it.
+
+    The match starts at the first such mention of the clause ("your *order* with the order
+    number "), so cutting ``before`` at ``m.end("head")`` drops the links and repeats.
+    """
+    same = _SAME_THING.get(_DETERMINER.sub("", phrase).lower())
+    if same is None:
+        return None
+    start = _clause(before)
+    tail = re.compile(
+        rf"(?P<head>\b(?:{same})\b)(?:[\s#:'\"]*\b(?:{_LINK_WORDS}|{same})\b)*[\s#:'\"]*$", re.I
+    )
+    return tail.search(before, start)
+
+
+def _trim_repeated_modifiers(before: str, phrase: str) -> str:
+    """Drop the phrase's leading modifiers that the clause just said.
+
+    "our customer support team at {{Customer Support Phone Number}}" reads "... at our phone
+    line", not "... at our customer support phone line".
+    """
+    det = _DETERMINER.match(phrase)
+    if det is None:
+        return phrase
+    said = {w.lower() for w in re.findall(r"[\w-]+", before[_clause(before) :])[-6:]}
+    words = phrase[det.end() :].split()
+    while len(words) > 2 and words[0].lower() in said:
+        words.pop(0)
+    return det.group(0) + " ".join(words)
+
+
+def _merge_determiners(before: str, phrase: str, slot: str) -> tuple[str, str]:
+    """Keep one determiner where the text and the phrase both bring one ("the your order").
+
+    A customer value after a determiner names the value itself ("provide the {{Order
+    Number}}"), so it becomes "your order number". The phrase's own determiner wins ("to your
+    {{Online Company Portal Info}}" → "to our website"), unless a quote or possessive sits
+    in between ('our platform\'s "{{Login Page URL}}"'), where the phrase loses its own.
+    """
+    tail = _TAIL_DETERMINER.search(before)
+    det = _DETERMINER.match(phrase)
+    if tail is None or det is None:
+        return before, phrase
+    phrase = ASK_FOR.get(_norm(slot), phrase)
+    if tail.group("q") or tail.group(0).startswith("'"):
+        return before, _DETERMINER.sub("", phrase)
+    return before[: tail.start()], phrase
+
+
+def _reword(before: str, slot: str) -> tuple[str, str, bool]:
+    """Reword a slot that has no value, given all the text before it.
+
+    Returns the (possibly shortened) text before, the phrase to insert, and whether a quote
+    right after the slot must go too (the slot and its opening quote were dropped).
+    """
+    key = _norm(slot)
+    phrase = _missing_phrase(slot)
+    if not phrase:
+        return before, "", False
+    if key in _REWORD and phrase.startswith("your"):
+        lead = _LEAD_NOUN.search(before)
+        if lead is not None:
+            before = before[: lead.start()]
+    named = _already_named(before, phrase)
+    if named is not None:
+        opened_quote = before[named.end("head") :].rstrip()[-1:] in ("'", '"')
+        return before[: named.end("head")], "", opened_quote
+    if re.search(r"[$€£]$", before) and phrase[:1].isalpha():
+        before = before[:-1]  # "$" before a reworded amount: "of $the refund amount"
+    before, phrase = _merge_determiners(before, phrase, slot)
+    return before, _trim_repeated_modifiers(before, phrase), False
+
+
 def fill(
     text: str,
     history: Sequence[tuple[str, str]] | Sequence[str] = (),
@@ -181,28 +325,23 @@ def fill(
     values = extract_values(_customer_turns(history))
     known = {_norm(k): v for k, v in (facts or {}).items()}
     missing: list[str] = []
-    out: list[str] = []
+    done = ""
     pos = 0
     for m in SLOT.finditer(text):
         slot = m.group(1)
         key = _norm(slot)
-        before = text[pos : m.start()]
+        before = done + text[pos : m.start()]
+        pos = m.end()
         value = values.get(key) or known.get(key)
         if value is None:
-            if slot not in missing:
+            if customer_gives(slot) and slot not in missing:
                 missing.append(slot)
-            phrase = _missing_phrase(slot)
-            lead = (
-                _LEAD_NOUN.search(before) if key in _REWORD and phrase.startswith("your") else None
-            )
-            if lead is not None:
-                before = before[: lead.start()]
-            value = phrase
-        out.append(before)
-        out.append(value)
-        pos = m.end()
-    out.append(text[pos:])
-    result = tidy("".join(out))
+            before, value, drop_quote = _reword(before, slot)
+            if drop_quote and text[pos : pos + 1] in ("'", '"'):
+                pos += 1
+        done = before + value
+    done += text[pos:]
+    result = tidy(done)
     if ask:
         wanted = [ASK_FOR[_norm(s)] for s in missing if _norm(s) in ASK_FOR]
         wanted = list(dict.fromkeys(wanted))

@@ -97,3 +97,26 @@ async def store_message(
         )
     ).scalar_one()  # type: ignore[attr-defined]
     return row, created_id is not None
+
+
+# How many earlier messages the reply path reads (prompt history and retrieval context).
+HISTORY_TURNS = 12
+
+
+async def recent_turns(
+    session: AsyncSession, conversation_id: int, before_id: int, limit: int = HISTORY_TURNS
+) -> list[tuple[str, str]]:
+    """``(role, text)`` of the conversation's last ``limit`` messages before ``before_id``.
+
+    Oldest first. Reads two columns, not whole rows: the reply path needs only these, and
+    building ORM objects for a dozen messages cost more than the query itself.
+    """
+    rows = (
+        await session.exec(
+            select(Message.role, Message.text)  # type: ignore[call-overload]
+            .where(Message.conversation_id == conversation_id, Message.id < before_id)
+            .order_by(Message.id.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        )
+    ).all()
+    return [(str(role), str(text)) for role, text in reversed(rows)]
