@@ -9,6 +9,12 @@ reaches a customer must never contain ``{{``. :func:`fill` replaces each slot wi
 - otherwise a phrase that reads naturally without it ("your order", "our website", the label
   of a menu item), and for values only the customer knows a question asking for them.
 
+The phrase is fitted to the words around the slot: a slot that only identifies something the
+sentence just named ("our website at {{Website URL}}", "the invoice with the number
+#{{Invoice Number}}") is dropped with its link words instead of repeating the name, and
+determiners, articles and modifiers are not doubled ("to your our website"). Only values the
+customer must give count as missing; company facts and labels are reworded silently.
+
 :class:`PlaceholderStream` does the same on streamed text, holding back only the pieces that
 may be part of a slot.
 """
@@ -100,6 +106,7 @@ _REWORD = {
     "company name": "our company",
     "online order interaction": "Orders",
     "company account": "your account",
+    "number of days": "a few",
 }
 
 # Nouns a slot usually follows ("order {{Order Number}}"), dropped with the slot when missing.
@@ -122,7 +129,7 @@ _SAME_THING = {
     "account recovery page": r"(?:account\s+)?recovery\s+pages?",
     "business hours": r"hours",
     "customer support phone line": (
-        r"(?:tele)?phone(?:\s+(?:line|number))?|hotline|helpline|phone\s+support"
+        r"(?:tele)?phone(?:\s+(?:line|number))?|hotline|helpline|phone\s+support|number"
     ),
     "toll-free number": r"toll-free(?:\s+(?:number|line))?|hotline|helpline|phone",
     "customer support email": r"e-?mail(?:\s+address)?",
@@ -136,13 +143,19 @@ _SAME_THING = {
 # Words allowed between the earlier mention and the slot ("order with the number #").
 _LINK_WORDS = (
     r"at|on|in|into|to|for|of|with|via|by|from|under|using|through|the|a|an|our|your|its|this|"
-    r"that|number|no|id|reference|associated|linked|tied|bearing|named|called"
+    r"that|number|numbered|no|id|reference|associated|linked|tied|bearing|having|named|called|"
+    r"platform"
 )
 _DETERMINER = re.compile(r"^(?:the|a|an|your|our|my|this|that)\s+", re.I)
 _TAIL_DETERMINER = re.compile(
     r"(?:\b(?:the|a|an|your|our|my|this|that|its|their)|(?<=\w)'s)(?P<gap>\s*)(?P<q>[\"']?)$",
     re.I,
 )
+# A customer value asked for right before, joined by "or"/"and" to the slot.
+_ASKED_JUST_BEFORE = re.compile(
+    r"\b(?:" + "|".join(map(re.escape, ASK_FOR.values())) + r")\s+(?:or|and)\s+$", re.I
+)
+_NEAR_CHARS = 300  # how much text before a slot its rewording looks at
 _CLAUSE_ENDS = ".!?;,\n"
 
 
@@ -189,8 +202,10 @@ def _missing_phrase(slot: str) -> str:
         return "our website"
     if "email" in key and any(w in key for w in ("support", "service", "company", "assist")):
         return "our support email"
+    if "hotline" in key or "helpline" in key:
+        return "our customer support phone line"
     if ("phone" in key or "number" in key) and any(
-        w in key for w in ("support", "service", "company", "assist", "toll")
+        w in key for w in ("support", "service", "company", "assist", "toll", "claims", "contact")
     ):
         return "our customer support phone line"
     if "hours" in key:
@@ -239,14 +254,17 @@ def _already_named(before: str, phrase: str) -> re.Match[str] | None:
     """The earlier mention of the thing ``phrase`` names, if only link words follow it.
 
     The match starts at the first such mention of the clause ("your *order* with the order
-    number "), so cutting ``before`` at ``m.end("head")`` drops the links and repeats.
+    number "), so cutting ``before`` at ``m.end("head")`` drops the links and repeats. A comma
+    right before the slot makes it an apposition ("our website, {{Website URL}}"), not a new
+    clause.
     """
     same = _SAME_THING.get(_DETERMINER.sub("", phrase).lower())
     if same is None:
         return None
-    start = _clause(before)
+    start = _clause(re.sub(r",\s*$", "", before))
     tail = re.compile(
-        rf"(?P<head>\b(?:{same})\b)(?:[\s#:'\"]*\b(?:{_LINK_WORDS}|{same})\b)*[\s#:'\"]*$", re.I
+        rf"(?P<head>\b(?:{same})\b)(?:[\s#:'\"]*\b(?:{_LINK_WORDS}|{same})\b)*[\s#:'\"]*,?\s*$",
+        re.I,
     )
     return tail.search(before, start)
 
@@ -285,6 +303,25 @@ def _merge_determiners(before: str, phrase: str, slot: str) -> tuple[str, str]:
     return before[: tail.start()], phrase
 
 
+def _agree_article(before: str, after: str) -> str:
+    """Make an "a"/"an" that ends ``before`` fit the word now after it.
+
+    An emptied or reworded slot changes that word: "a {{Account Type}} account" reads
+    "an account", "a '{{Online Order Interaction}}' button" reads "an 'Orders' button".
+    """
+    article = re.search(r"\b(a|an)(\s+['\"]?)$", before, re.I)
+    word = re.match(r"\s*['\"]?([A-Za-z]+)", after)
+    if article is None or word is None:
+        return before
+    vowel = word.group(1)[0].lower() in "aeio" and not word.group(1).lower().startswith("one")
+    wanted = "an" if vowel else "a"
+    if word.group(1)[0].lower() == "u" or article.group(1).lower() == wanted:
+        return before  # "a user" and "an update" both occur: leave "u" words as written
+    if article.group(1)[0].isupper():
+        wanted = wanted.capitalize()
+    return before[: article.start()] + wanted + article.group(2)
+
+
 def _reword(before: str, slot: str) -> tuple[str, str, bool]:
     """Reword a slot that has no value, given all the text before it.
 
@@ -299,12 +336,14 @@ def _reword(before: str, slot: str) -> tuple[str, str, bool]:
         lead = _LEAD_NOUN.search(before)
         if lead is not None:
             before = before[: lead.start()]
+    if re.search(r"[$€£]$", before) and phrase[:1].isalpha():
+        before = before[:-1]  # "$" before a reworded amount: "of $the refund amount"
     named = _already_named(before, phrase)
     if named is not None:
         opened_quote = before[named.end("head") :].rstrip()[-1:] in ("'", '"')
         return before[: named.end("head")], "", opened_quote
-    if re.search(r"[$€£]$", before) and phrase[:1].isalpha():
-        before = before[:-1]  # "$" before a reworded amount: "of $the refund amount"
+    if key in ASK_FOR and _ASKED_JUST_BEFORE.search(before):
+        phrase = ASK_FOR[key]  # "your tracking number or {{Order Number}}": the same form
     before, phrase = _merge_determiners(before, phrase, slot)
     return before, _trim_repeated_modifiers(before, phrase), False
 
@@ -319,8 +358,9 @@ def fill(
     """Fill the ``{{Slot}}`` placeholders of ``text``; return the text and the missing slots.
 
     ``history`` is the conversation as ``(role, text)`` turns (only customer turns are read)
-    or plain customer texts. Missing slots that only the customer can give are asked for at the
-    end when ``ask`` is true. The result never contains ``{{`` or ``}}``.
+    or plain customer texts. The missing slots are those whose value only the customer can
+    give (see :func:`customer_gives`) and did not; the ones with a question in ``ASK_FOR`` are
+    asked for at the end when ``ask`` is true. The result never contains ``{{`` or ``}}``.
     """
     values = extract_values(_customer_turns(history))
     known = {_norm(k): v for k, v in (facts or {}).items()}
@@ -336,22 +376,39 @@ def fill(
         if value is None:
             if customer_gives(slot) and slot not in missing:
                 missing.append(slot)
-            before, value, drop_quote = _reword(before, slot)
+            # The rewording reads only the last words before the slot: cut them off once, so
+            # its patterns anchored at the end do not rescan the whole reply for every slot.
+            kept, near = before[:-_NEAR_CHARS], before[-_NEAR_CHARS:]
+            near, value, drop_quote = _reword(near, slot)
             if drop_quote and text[pos : pos + 1] in ("'", '"'):
                 pos += 1
+            before = kept + _agree_article(near, value or text[pos:])
         done = before + value
     done += text[pos:]
     result = tidy(done)
     if ask:
-        wanted = [ASK_FOR[_norm(s)] for s in missing if _norm(s) in ASK_FOR]
-        wanted = list(dict.fromkeys(wanted))
-        if wanted:
-            if len(wanted) > 1:
-                wanted = [", ".join(wanted[:-1]) + " and " + wanted[-1]]
-            question = f"Could you please share {wanted[0]}?"
-            if question.lower() not in result.lower():
-                result = f"{result.rstrip()}\n\n{question}" if result.strip() else question
+        result = _ask_for(result, missing)
     return result, missing
+
+
+def _ask_for(result: str, missing: Sequence[str]) -> str:
+    """Append a question for the missing values only the customer knows.
+
+    Values the reply already asks for in a question of its own ("Could you please provide
+    your tracking number or your order number?") are not asked for twice.
+    """
+    wanted = [ASK_FOR[_norm(s)] for s in missing if _norm(s) in ASK_FOR]
+    if not wanted:
+        return result
+    sentences = re.split(r"(?<=[.!?\n])", result)
+    questions = " ".join(q for q in sentences if q.endswith("?")).lower()
+    wanted = [w for w in dict.fromkeys(wanted) if w not in questions]
+    if not wanted:
+        return result
+    if len(wanted) > 1:
+        wanted = [", ".join(wanted[:-1]) + " and " + wanted[-1]]
+    question = f"Could you please share {wanted[0]}?"
+    return f"{result.rstrip()}\n\n{question}" if result.strip() else question
 
 
 def tidy(text: str) -> str:
