@@ -33,6 +33,7 @@ class MicroBatcher(Generic[In, Out]):
         max_size: int = 32,
         max_wait: float = 0.005,
         name: str = "model",
+        thread_init: Callable[[], None] | None = None,
     ) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
@@ -43,7 +44,9 @@ class MicroBatcher(Generic[In, Out]):
         self._queue: asyncio.Queue[tuple[In, asyncio.Future[Out]]] | None = None
         self._worker: asyncio.Task[None] | None = None
         # One thread: model calls are serialised (torch already uses every core per call).
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"batch-{name}", initializer=thread_init
+        )
         self.batches = 0
         self.items = 0
 

@@ -9,7 +9,9 @@ replaces the set with one assignment, so a swap needs no restart and fails no re
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -76,6 +78,19 @@ def _intent_from_hits(hits: Sequence[Hit]) -> IntentPrediction | None:
     )
 
 
+def model_threads(settings: Settings) -> int:
+    """Threads for the encoders: the setting, or one less than the cores (at least 1)."""
+    if settings.server.model_threads:
+        return settings.server.model_threads
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
 class ModelRuntime:
     def __init__(
         self,
@@ -96,6 +111,7 @@ class ModelRuntime:
             max_size=batch,
             max_wait=settings.server.batch_max_wait_ms / 1000,
             name="understand",
+            thread_init=functools.partial(_set_threads, model_threads(settings)),
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -127,7 +143,11 @@ class ModelRuntime:
         versions = dict(current.versions)
         embedder = current.embedder
         if embedder is None:
-            embedder = await asyncio.to_thread(Embedder, self.settings.retrieval.embedder or None)
+            embedder = await asyncio.to_thread(
+                Embedder,
+                self.settings.retrieval.embedder or None,
+                precision=self.settings.retrieval.precision,
+            )
         index, intent, generator = current.index, current.intent, current.generator
 
         if "index" in kinds:
@@ -149,7 +169,9 @@ class ModelRuntime:
             if path is not None and version != versions.get("intent"):
                 if not path.exists():
                     raise ModelError(f"intent model {version} is missing at {path}")
-                intent = await asyncio.to_thread(IntentClassifier.load, path)
+                intent = await asyncio.to_thread(
+                    IntentClassifier.load, path, precision=self.settings.intent.precision
+                )
             elif path is None:
                 intent = None
             versions["intent"] = version if intent is not None else None

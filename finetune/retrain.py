@@ -332,7 +332,7 @@ async def refresh_index(settings: Settings, db: Database, export: TrainingExport
     store = IndexStore(settings.indexes_dir, settings.retrieval)
     if added == 0 and store.active_version() is not None:
         return {"kind": "index", "new_pairs": 0, "decision": "unchanged", "version": None}
-    embedder = Embedder(settings.retrieval.embedder or None)
+    embedder = Embedder(settings.retrieval.embedder or None, precision=settings.retrieval.precision)
     path = await build_from_database(db, store, embedder)
     version = path.name
     count = len(await active_pairs(db))

@@ -23,7 +23,7 @@ from retrieval.store import ACTIVE, IndexStore
 
 
 def _embedder(settings: Settings) -> Embedder:
-    return Embedder(settings.retrieval.embedder or None)
+    return Embedder(settings.retrieval.embedder or None, precision=settings.retrieval.precision)
 
 
 def _open_index(settings: Settings, where: Path | None, embedder: Embedder) -> KnowledgeIndex:

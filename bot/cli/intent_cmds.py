@@ -265,12 +265,19 @@ def eval_intent_cmd(
 
     path = model_dir or Path(ctx.settings.intent.model or run_async(_active_path(ctx.settings)))
     examples = read_csv(data, text_col, label_col)
-    classifier = IntentClassifier.load(path)
+    classifier = IntentClassifier.load(path, precision=ctx.settings.intent.precision)
     report = evaluate_report(
         classifier, examples.texts, examples.labels, oos_label or classifier.oos_label
     )
     if as_json:
-        echo_json({"model": str(path), "version": classifier.version, **report.metrics})
+        echo_json(
+            {
+                "model": str(path),
+                "version": classifier.version,
+                "precision": classifier.precision,
+                **report.metrics,
+            }
+        )
         return
     reports = path / "reports"
     reports.mkdir(exist_ok=True)

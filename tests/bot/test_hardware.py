@@ -31,3 +31,24 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, value: str, expe
         assert hardware.bf16_fast() is expected
     finally:
         hardware.bf16_fast.cache_clear()
+
+
+def test_int8_linear_matches_float32_row_by_row() -> None:
+    import torch
+
+    from bot.precision import Int8Linear, resolve
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    x = torch.randn(2, 7, 64)
+    x[1] *= 50  # a row with much larger values must not coarsen the other rows
+    exact = linear(x)
+    got = Int8Linear(linear)(x)
+    assert got.shape == exact.shape
+    cos = torch.nn.functional.cosine_similarity(got.flatten(0, 1), exact.flatten(0, 1), dim=-1)
+    assert cos.min() > 0.999
+    alone = Int8Linear(linear)(x[:1])
+    torch.testing.assert_close(alone, got[:1])
+    assert resolve("fp32") == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        resolve("fp8")

@@ -16,7 +16,7 @@ TEXTS = ["how do I cancel my order", "where is my package", "reset my password",
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir) -> Embedder:
-    return Embedder(tiny_model_dir)
+    return Embedder(tiny_model_dir, precision="fp32")
 
 
 def test_vectors_are_unit_length_float32(tiny, tiny_model_dir):
@@ -40,6 +40,16 @@ def test_concurrent_calls_from_threads(tiny):
         results = list(pool.map(lambda _: tiny.encode(TEXTS), range(16)))
     for got in results:
         np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_int8_vectors_do_not_depend_on_the_batch_and_stay_close_to_float32(tiny, tiny_model_dir):
+    int8 = Embedder(tiny_model_dir, precision="int8")
+    assert int8.precision == "int8"
+    one_by_one = np.vstack([int8.encode([t]) for t in TEXTS])
+    batched = int8.encode(TEXTS, batch_size=64)
+    assert (one_by_one * batched).sum(1).min() > 0.999
+    assert (batched * tiny.encode(TEXTS)).sum(1).min() > 0.99
+    np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, rtol=1e-5)
 
 
 def test_bad_model_directory(tmp_path):

@@ -1,0 +1,107 @@
+"""Inference precision for the encoders (retrieval embedder and intent classifier).
+
+``auto`` picks what is fastest here without hurting accuracy measurably:
+
+- ``int8``: every ``nn.Linear`` in int8 (:class:`Int8Linear`: weights per output channel,
+  activations per row, so results do not depend on the batch), when the CPU has VNNI.
+  MiniLM encodes about 1.5x faster on one core than in float32, and its vectors stay within
+  cosine 0.993 of the float32 ones.
+- ``bf16``: autocast to bfloat16, on CPUs with native bf16 and no VNNI.
+- ``fp32`` otherwise.
+
+Training always runs in float32/bf16 (see ``finetune``); this is for serving and for encoding
+an index, which must use the same precision as its queries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from bot.hardware import bf16_fast
+
+Precision = Literal["auto", "fp32", "bf16", "int8"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
+
+
+@functools.cache
+def int8_fast() -> bool:
+    """True on x86 CPUs with VNNI (int8 dot products) and a torch with oneDNN."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    return False
+
+
+def resolve(precision: str) -> Literal["fp32", "bf16", "int8"]:
+    """The concrete precision for a setting value; ``auto`` asks the CPU."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        if int8_fast():
+            return "int8"
+        return "bf16" if bf16_fast() else "fp32"
+    return precision  # type: ignore[return-value]
+
+
+class Int8Linear(nn.Module):
+    """A Linear layer computing in int8: weights per output channel, activations per row.
+
+    Each row (token) is quantised with its own scale, so a text's result does not depend on
+    the other texts in its batch. torch's ``quantize_dynamic`` uses one scale for the whole
+    batch: there a query's vector moved by cosine 0.97 with its batch neighbours; here by
+    < 0.003, and it stays within cosine 0.993 of float32 (mean 0.9976, Banking77 queries).
+    The product runs in ``torch._int_mm`` (oneDNN's VNNI kernels).
+    """
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        weight = linear.weight.detach().float()
+        scale = weight.abs().amax(1).clamp(min=1e-8) / 127
+        self.register_buffer("weight_scale", scale)
+        self.register_buffer(
+            "weight_t", torch.round(weight / scale[:, None]).to(torch.int8).t().contiguous()
+        )
+        bias = linear.bias.detach().float() if linear.bias is not None else None
+        self.register_buffer("bias", bias)
+        self.in_features = linear.in_features
+        self.out_features = linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        rows = x.reshape(-1, shape[-1]).float()
+        scale = rows.abs().amax(1, keepdim=True).clamp_(min=1e-8).div_(127)
+        quantised = torch.round(rows / scale).to(torch.int8)
+        out = torch._int_mm(quantised, self.weight_t).float().mul_(scale).mul_(self.weight_scale)
+        if self.bias is not None:
+            out.add_(self.bias)
+        return out.reshape(*shape[:-1], self.out_features).to(x.dtype)
+
+
+def quantize_int8(module: nn.Module) -> nn.Module:
+    """``module`` (changed in place) with every ``nn.Linear`` replaced by :class:`Int8Linear`."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Linear):
+            setattr(module, name, Int8Linear(child))
+        else:
+            quantize_int8(child)
+    return module.eval()
+
+
+def autocast(precision: str) -> contextlib.AbstractContextManager[object]:
+    """The autocast context a forward pass runs in (bf16 only)."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
