@@ -59,45 +59,73 @@ class MicroBatcher(Generic[In, Out]):
         await self._queue.put((item, fut))
         return await fut
 
+    def _take(self, queue: asyncio.Queue[tuple[In, asyncio.Future[Out]]], batch: list) -> list:
+        while len(batch) < self.max_size and not queue.empty():
+            batch.append(queue.get_nowait())
+        return [(item, fut) for item, fut in batch if not fut.cancelled()]
+
+    async def _collect(self, queue: asyncio.Queue[tuple[In, asyncio.Future[Out]]]) -> list:
+        """Wait for a first item, then up to ``max_wait`` for company."""
+        loop = asyncio.get_running_loop()
+        batch = [await queue.get()]
+        deadline = loop.time() + self.max_wait
+        while len(batch) < self.max_size:
+            timeout = deadline - loop.time()
+            if timeout <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(queue.get(), timeout))
+            except TimeoutError:
+                break
+        return self._take(queue, batch)
+
     async def _run(self) -> None:
+        """Keep the model thread busy: the next batch starts the moment the last one ends.
+
+        While a batch runs, new requests queue up; they are taken and started before the
+        finished batch's results are handed out (handing them out wakes many coroutines, and
+        the model thread would idle until the event loop got back here).
+        """
         assert self._queue is not None
         queue = self._queue
         loop = asyncio.get_running_loop()
+        running: tuple[asyncio.Future[Sequence[Out]], list] | None = None
         while True:
-            batch = [await queue.get()]
-            deadline = loop.time() + self.max_wait
-            while len(batch) < self.max_size:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    while len(batch) < self.max_size and not queue.empty():
-                        batch.append(queue.get_nowait())
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), timeout))
-                except TimeoutError:
-                    break
-            live = [(item, fut) for item, fut in batch if not fut.cancelled()]
-            if not live:
-                continue
+            if running is None:
+                live = await self._collect(queue)
+                if not live:
+                    continue
+                running = (self._start(loop, live), live)
+            work, live = running
             try:
-                results = await loop.run_in_executor(
-                    self._executor, self.fn, [item for item, _ in live]
-                )
-                if len(results) != len(live):
-                    raise RuntimeError(
-                        f"{self.name} returned {len(results)} results for {len(live)} inputs"
-                    )
+                results: Sequence[Out] | BaseException = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:
-                log.exception("%s batch of %d failed", self.name, len(live))
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            self.batches += 1
-            self.items += len(live)
-            for (_, fut), result in zip(live, results, strict=True):
+                results = exc
+            following = self._take(queue, [])
+            running = (self._start(loop, following), following) if following else None
+            self._resolve(live, results)
+
+    def _start(self, loop: asyncio.AbstractEventLoop, live: list) -> asyncio.Future[Sequence[Out]]:
+        return loop.run_in_executor(self._executor, self.fn, [item for item, _ in live])
+
+    def _resolve(self, live: list, results: Sequence[Out] | BaseException) -> None:
+        if not isinstance(results, BaseException) and len(results) != len(live):
+            results = RuntimeError(
+                f"{self.name} returned {len(results)} results for {len(live)} inputs"
+            )
+        if isinstance(results, BaseException):
+            log.error("%s batch of %d failed", self.name, len(live), exc_info=results)
+            for _, fut in live:
                 if not fut.done():
-                    fut.set_result(result)
+                    fut.set_exception(results)
+            return
+        self.batches += 1
+        self.items += len(live)
+        for (_, fut), result in zip(live, results, strict=True):
+            if not fut.done():
+                fut.set_result(result)
 
     async def close(self) -> None:
         if self._worker is not None:
