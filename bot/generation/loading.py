@@ -122,6 +122,26 @@ def cached_hf_dir(source: ModelSource, cache_dir: Path) -> Path:
     return target
 
 
+def cached_gguf(gguf: Path, cache_dir: Path, quant: str) -> Path:
+    """The GGUF llama.cpp should run: ``gguf`` re-stored as ``quant`` once, then reused."""
+    if quant == "original":
+        return gguf
+    from finetune.generator.export import requantize_gguf
+
+    target = cache_dir / "generator" / f"{gguf.stem}-{_fingerprint(gguf)}.{quant}.gguf"
+    if target.is_file():
+        return target
+    started = time.perf_counter()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.info("re-storing %s as %s under %s (once)", gguf.name, quant, target.parent)
+    try:
+        requantize_gguf(gguf, target, quant=quant)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot convert {gguf} to {quant}: {exc}") from exc
+    log.info("converted in %.1f s", time.perf_counter() - started)
+    return target
+
+
 def _save_dequantized(model: Any, directory: Path) -> None:
     """Save a GGUF-loaded model as plain safetensors.
 

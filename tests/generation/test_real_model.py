@@ -114,3 +114,31 @@ def test_adapter_merged_into_gguf_matches_transformers(home, tmp_path):
     base_tokens = _greedy_llama_cpp(source.gguf, list(prompt), tokenizer, 12)
     assert got == want
     assert base_tokens != want  # the adapter changed the output, so the check means something
+
+
+def test_requantized_gguf_keeps_the_models_output(home, tmp_path):
+    """The Q8_0 copy llama.cpp runs by default answers as the bundled Q4_1 file does."""
+    pytest.importorskip("llama_cpp")
+    import gguf
+    from transformers import AutoTokenizer
+
+    from bot.generation.loading import cached_gguf
+
+    source = resolve("")
+    assert source.gguf is not None
+    out = cached_gguf(source.gguf, tmp_path, "Q8_0")
+    assert cached_gguf(source.gguf, tmp_path, "Q8_0") == out  # converted once
+    assert cached_gguf(source.gguf, tmp_path, "original") == source.gguf
+    types = {t.tensor_type for t in gguf.GGUFReader(str(out)).tensors}
+    assert gguf.GGMLQuantizationType.Q8_0 in types
+    assert gguf.GGMLQuantizationType.Q4_1 not in types
+
+    tokenizer = AutoTokenizer.from_pretrained(cached_hf_dir(source, home / "cache"))
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Where is my parcel?"}],
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=False,
+    )
+    want = _greedy_llama_cpp(source.gguf, list(prompt), tokenizer, 12)
+    assert _greedy_llama_cpp(out, list(prompt), tokenizer, 12) == want
