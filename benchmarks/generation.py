@@ -99,10 +99,12 @@ async def speed(generator, max_new: int) -> dict[str, object]:
     return out
 
 
-def bench_runtime(name: str, runtime: str, model: str, max_new: int) -> dict[str, object]:
+def bench_runtime(
+    name: str, runtime: str, model: str, max_new: int, **generation: object
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        s = settings_for(home, runtime, grounding_embedder=False)
+        s = settings_for(home, runtime, grounding_embedder=False, **generation)
         started = time.perf_counter()
         generator = load_generator(s, model)
         cold = time.perf_counter() - started
@@ -185,7 +187,16 @@ def main() -> None:
         "loadavg_at_start": os.getloadavg()[0],
     }
     if not args.skip_speed:
-        rows = [bench_runtime("llama.cpp Q4_1 (base)", "llama_cpp", "", 128)]
+        rows = [
+            bench_runtime("llama.cpp Q8_0 from Q4_1 (base, default)", "llama_cpp", "", 128),
+            bench_runtime(
+                "llama.cpp Q4_1 (base, gguf_quant=original)",
+                "llama_cpp",
+                "",
+                128,
+                gguf_quant="original",
+            ),
+        ]
         if args.adapter:
             rows.append(
                 bench_runtime("llama.cpp merged Q8_0 (fine-tuned)", "llama_cpp", args.adapter, 128)

@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -106,12 +107,23 @@ class ModelRuntime:
         self.want_generator = load_generator and settings.generation.backend != "off"
         self._swap_lock = asyncio.Lock()
         batch = settings.server.batch_max_size if settings.server.batching else 1
+        threads = model_threads(settings)
         self.batcher: MicroBatcher[Query, Understanding] = MicroBatcher(
             self.understand_batch,
             max_size=batch,
             max_wait=settings.server.batch_max_wait_ms / 1000,
             name="understand",
-            thread_init=functools.partial(_set_threads, model_threads(settings)),
+            thread_init=functools.partial(_set_threads, threads),
+        )
+        # A second encoder thread when there is a core to spare (see understand_batch).
+        self._side = (
+            ThreadPoolExecutor(
+                1,
+                thread_name_prefix="encode-side",
+                initializer=functools.partial(_set_threads, threads),
+            )
+            if settings.server.parallel_encoders and (os.cpu_count() or 1) > 1
+            else None
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -205,14 +217,23 @@ class ModelRuntime:
         models = self.models
         texts = [q.text for q in queries]
         preds: list[IntentPrediction | None]
+        has_index = models.index is not None and len(models.index) > 0
+        vectors_job = None
+        if has_index and models.intent is not None and self._side is not None:
+            # The two encoders are independent: the retrieval one runs on the side thread
+            # while the intent one runs here, so a batch can use two cores.
+            contexts = [list(q.context) for q in queries]
+            vectors_job = self._side.submit(models.index.encode_queries, texts, contexts)
         if models.intent is not None:
             preds = list(models.intent.predict(texts))
         else:
             preds = [None] * len(texts)
-        if models.index is None or len(models.index) == 0:
+        if not has_index:
             return [Understanding(p, (), "model" if p else "none") for p in preds]
-        contexts = [list(q.context) for q in queries]
-        vectors = models.index.encode_queries(texts, contexts)
+        if vectors_job is not None:
+            vectors = vectors_job.result()
+        else:
+            vectors = models.index.encode_queries(texts, [list(q.context) for q in queries])
         hits = models.index.search_vectors(
             vectors,
             self.settings.retrieval.top_k,
@@ -242,5 +263,7 @@ class ModelRuntime:
 
     async def close(self) -> None:
         await self.batcher.close()
+        if self._side is not None:
+            self._side.shutdown(wait=True, cancel_futures=True)
         if self.models.generator is not None:
             await self.models.generator.close()

@@ -64,6 +64,8 @@ class ServerSettings(Section):
     # the event loop keeps a core: on 2 cores, 2 model threads fighting the loop for CPU gave
     # 54 msg/s at 64 customers, 1 thread 80.
     model_threads: int = Field(0, ge=0)
+    # Run the intent and retrieval encoders of a batch at the same time on two threads.
+    parallel_encoders: bool = True
     shutdown_timeout_s: float = Field(30.0, ge=0)
     # Run queued jobs (imports, training) in this process; off when `deskbot worker` runs them.
     run_jobs: bool = True
