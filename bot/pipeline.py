@@ -26,7 +26,7 @@ from bot.runtime import ModelRuntime, Query, Understanding
 from bot.serialize import message_json, suggestion_json
 from bot.settings import Settings
 from bot.storage.db import Database
-from bot.storage.messages import HISTORY_TURNS, recent_turns
+from bot.storage.messages import HISTORY_TURNS, insert_message, recent_turns
 from bot.storage.models import (
     Conversation,
     ConversationStatus,
@@ -279,10 +279,12 @@ class ReplyPipeline:
         reply: Message | None = None
         suggestion: Suggestion | None = None
         async with self.db.session() as s:
-            await s.exec(  # type: ignore[call-overload]
+            # Core statements on the session's connection: the ORM's bulk-update and
+            # unit-of-work paths cost more CPU than everything else in this transaction.
+            conn = await s.connection()
+            await conn.execute(
                 update(Message)
                 .where(col(Message.id) == msg.id)
-                .execution_options(synchronize_session=False)
                 .values(
                     intent=pred.intent if pred else None,
                     confidence=pred.confidence if pred else None,
@@ -295,19 +297,22 @@ class ReplyPipeline:
             conv_values: dict[str, Any] = {"updated_at": utcnow()}
             if decision.action == Action.SEND:
                 assert text is not None
-                reply = Message(
-                    conversation_id=conv.id,
-                    channel=conv.channel,
-                    role=Role.BOT,
-                    text=text,
-                    intent=pred.intent if pred else None,
-                    confidence=pred.confidence if pred else None,
-                    verdict=pred.verdict if pred else None,
-                    decision=decision.action.value,
-                    model_versions=versions,
-                    details={**details, "reply_to": msg.id},
+                reply = await insert_message(
+                    s,
+                    {
+                        "conversation_id": conv.id,
+                        "channel": conv.channel,
+                        "role": Role.BOT,
+                        "text": text,
+                        "intent": pred.intent if pred else None,
+                        "confidence": pred.confidence if pred else None,
+                        "verdict": pred.verdict if pred else None,
+                        "decision": decision.action.value,
+                        "model_versions": versions,
+                        "details": {**details, "reply_to": msg.id},
+                        "created_at": utcnow(),
+                    },
                 )
-                s.add(reply)
             elif decision.action == Action.SUGGEST:
                 assert text is not None
                 suggestion = Suggestion(
@@ -322,20 +327,21 @@ class ReplyPipeline:
                 s.add(suggestion)
             else:
                 conv_values["status"] = ConversationStatus.HANDOFF
-                reply = Message(
-                    conversation_id=conv.id,
-                    channel=conv.channel,
-                    role=Role.SYSTEM,
-                    text=HANDOFF_NOTICE,
-                    decision=decision.action.value,
-                    details={"reason": decision.reason, "reply_to": msg.id},
+                reply = await insert_message(
+                    s,
+                    {
+                        "conversation_id": conv.id,
+                        "channel": conv.channel,
+                        "role": Role.SYSTEM,
+                        "text": HANDOFF_NOTICE,
+                        "decision": decision.action.value,
+                        "model_versions": {},
+                        "details": {"reason": decision.reason, "reply_to": msg.id},
+                        "created_at": utcnow(),
+                    },
                 )
-                s.add(reply)
-            await s.exec(  # type: ignore[call-overload]
-                update(Conversation)
-                .where(col(Conversation.id) == conv.id)
-                .execution_options(synchronize_session=False)
-                .values(**conv_values)
+            await conn.execute(
+                update(Conversation).where(col(Conversation.id) == conv.id).values(**conv_values)
             )
             await s.flush()
             if "status" in conv_values:
