@@ -157,7 +157,7 @@ class KnowledgeIndex:
             raise ModelError("this index was loaded without an embedder; use search_vectors")
         if isinstance(texts, str):
             raise InputError("search() takes a list of query texts, not one string")
-        vectors = self.embedder.encode(list(texts), batch_size=self.settings.batch_size)
+        vectors = self.embedder.encode(list(texts), batch_size=self.settings.query_batch_size)
         turns, weight = self.settings.context_turns, self.settings.context_weight
         if not contexts or turns == 0 or weight == 0:
             return vectors
@@ -167,7 +167,7 @@ class KnowledgeIndex:
         flat = [t for ctx in recent for t in ctx]
         if not flat:
             return vectors
-        ctx_vectors = self.embedder.encode(flat, batch_size=self.settings.batch_size)
+        ctx_vectors = self.embedder.encode(flat, batch_size=self.settings.query_batch_size)
         start = 0
         for i, ctx in enumerate(recent):
             if not ctx:
