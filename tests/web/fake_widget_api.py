@@ -81,8 +81,13 @@ class FakeWidgetApi:
         return web.json_response(
             {
                 "message": mine,
-                "reply": {"id": reply["id"], "text": reply["text"], "status": "sent",
-                          "intent": "greeting", "confidence": 0.9},
+                "reply": {
+                    "id": reply["id"],
+                    "text": reply["text"],
+                    "status": "sent",
+                    "intent": "greeting",
+                    "confidence": 0.9,
+                },
             }
         )
 
