@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import os
 import random
@@ -44,15 +45,6 @@ from retrieval.hit import Hit  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "bitext" / "bitext_cs_train.csv.gz"
 RESULTS = ROOT / "benchmarks" / "results" / "generation.json"
-HIT = Hit(
-    1,
-    0.8,
-    "how do I cancel my order",
-    "I understand you want to cancel order {{Order Number}}. Log in to your account, open "
-    "'{{Online Order Interaction}}', select the order and click Cancel. If you need help, "
-    "call {{Customer Support Phone Number}} during {{Customer Support Hours}}.",
-    "cancel_order",
-)
 
 
 def settings_for(home: Path, runtime: str, **generation: object):
@@ -61,16 +53,30 @@ def settings_for(home: Path, runtime: str, **generation: object):
     )
 
 
+def sample_hits(n: int) -> list[Hit]:
+    """One past answer for each of ``n`` intents of the bundled sample (distinct prompts)."""
+    seen: dict[str, Hit] = {}
+    with open(ROOT / "examples" / "sample_pairs.csv", encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["intent"] not in seen and len(seen) < n:
+                seen[row["intent"]] = Hit(
+                    len(seen) + 1, 0.8, row["instruction"], row["response"], row["intent"]
+                )
+    return list(seen.values())
+
+
 async def speed(generator, max_new: int) -> dict[str, object]:
     # Every request decodes exactly max_new tokens (end-of-turn ignored), so runs compare.
+    # Each request has its own retrieved answer, as different customers' messages do: the
+    # prompts share only the system policy.
     generator.engine.stop_ids = frozenset()
     requests = [
         ReplyRequest(
-            message=f"I need to cancel order ORD-{5550 + i}, how?",
-            hits=(HIT,),
+            message=f"{hit.question} My order is ORD-{5550 + i}.",
+            hits=(hit,),
             max_new_tokens=max_new,
         )
-        for i in range(8)
+        for i, hit in enumerate(sample_hits(8))
     ]
     await generator.generate(requests[0])  # warm-up
     singles = []

@@ -51,6 +51,10 @@ def available() -> bool:
     return True
 
 
+# Shorter common starts are not worth a cache operation.
+MIN_SHARED_PREFIX = 16
+
+
 class LlamaCppEngine:
     name = "llama.cpp"
 
@@ -76,11 +80,14 @@ class LlamaCppEngine:
         cparams = lc.llama_context_default_params()
         self.max_batch = max_batch
         self.context_tokens = context_tokens
-        n_ctx = context_tokens * max_batch
+        n_ctx = context_tokens * (max_batch + 1)  # + the kept prefix (below)
         cparams.n_ctx = n_ctx
         cparams.n_batch = n_ctx
         cparams.n_ubatch = min(512, n_ctx)
-        cparams.n_seq_max = max_batch
+        # One more sequence keeps the last prompt's KV cells: a new prompt copies (shares) the
+        # cells of the start it has in common with it (the system policy and chat template)
+        # instead of computing them again.
+        cparams.n_seq_max = max_batch + 1
         cparams.kv_unified = True
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
@@ -97,6 +104,9 @@ class LlamaCppEngine:
         self._batch = lc.llama_batch_init(n_ctx, 0, 1)
         self._capacity = n_ctx
         self.threads = threads
+        self._prefix_seq = max_batch
+        self._prefix_ids: list[int] = []
+        self.reused_tokens = 0  # prompt tokens not recomputed thanks to the shared prefix
 
     def _decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
         """Decode (token, position, sequence, wants_logits) entries as one batch."""
@@ -121,10 +131,35 @@ class LlamaCppEngine:
     def _release(self, seq: int) -> None:
         self._lc.llama_memory_seq_rm(self._mem, seq, -1, -1)
 
+    def _reuse_prefix(self, ids: list[int], seq: int) -> int:
+        """Share the KV cells of the prompt start ``ids`` has in common with the kept prefix.
+
+        Returns how many tokens need no computing (at least one is always left to compute,
+        for its logits).
+        """
+        common = 0
+        for a, b in zip(ids, self._prefix_ids, strict=False):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(ids) - 1)
+        if common < MIN_SHARED_PREFIX:
+            return 0
+        self._lc.llama_memory_seq_cp(self._mem, self._prefix_seq, seq, 0, common)
+        self.reused_tokens += common
+        return common
+
+    def _keep_prefix(self, seq: int, ids: list[int]) -> None:
+        """Keep ``ids`` (just computed in ``seq``) as the prefix later prompts may share."""
+        self._release(self._prefix_seq)
+        self._lc.llama_memory_seq_cp(self._mem, seq, self._prefix_seq, 0, len(ids))
+        self._prefix_ids = list(ids)
+
     def run(self, jobs: list[Job], admit: Callable[[int], list[Job]]) -> None:
         free = list(range(self.max_batch - 1, -1, -1))
         waiting = list(jobs)
         running: dict[int, tuple[Job, int, int]] = {}  # seq -> (job, next position, last token)
+        remember: list[tuple[int, list[int]]] = []
         try:
             while waiting or running:
                 if len(waiting) < len(free):
@@ -142,13 +177,18 @@ class LlamaCppEngine:
                     seq = free.pop()
                     self._release(seq)
                     ids = job.prompt_ids[-(self.context_tokens - job.max_new_tokens) :]
+                    start = self._reuse_prefix(ids, seq)
                     last = len(ids) - 1
-                    entries.extend((t, p, seq, p == last) for p, t in enumerate(ids))
+                    entries.extend((t, p, seq, p == last) for p, t in enumerate(ids[start:], start))
                     running[seq] = (job, len(ids), -1)
                     outputs.append((seq, job))
+                    remember.append((seq, ids))
                 if not entries:
                     continue
                 self._decode(entries)
+                for seq, ids in remember:  # the newest prompt becomes the shared prefix
+                    self._keep_prefix(seq, ids)
+                remember.clear()
                 row_of = [i for i, e in enumerate(entries) if e[3]]
                 for (seq, job), row in zip(outputs, row_of, strict=True):
                     _, pos, _ = running[seq]
@@ -171,6 +211,8 @@ class LlamaCppEngine:
                 job.finish(error=exc)
             for seq in list(running):
                 self._release(seq)
+            self._release(self._prefix_seq)
+            self._prefix_ids = []
             raise
 
     def close(self) -> None:

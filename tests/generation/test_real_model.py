@@ -142,3 +142,42 @@ def test_requantized_gguf_keeps_the_models_output(home, tmp_path):
     )
     want = _greedy_llama_cpp(source.gguf, list(prompt), tokenizer, 12)
     assert _greedy_llama_cpp(out, list(prompt), tokenizer, 12) == want
+
+
+def test_shared_prompt_start_is_reused_without_changing_replies(home):
+    """Prompts sharing a start reuse its KV cells, alone or in a batch, with the same tokens."""
+    pytest.importorskip("llama_cpp")
+    from transformers import AutoTokenizer
+
+    from bot.generation.engine_llama import LlamaCppEngine
+    from bot.generation.scheduler import Job
+
+    source = resolve("")
+    assert source.gguf is not None
+    tokenizer = AutoTokenizer.from_pretrained(cached_hf_dir(source, home / "cache"))
+    system = "You are the support assistant of Acme. Answer briefly and politely. " * 3
+
+    def prompt(question: str) -> list[int]:
+        return list(
+            tokenizer.apply_chat_template(
+                [{"role": "system", "content": system}, {"role": "user", "content": question}],
+                add_generation_prompt=True,
+                tokenize=True,
+                return_dict=False,
+            )
+        )
+
+    questions = ["Where is my parcel?", "How do I reset my password?", "Can I pay by card?"]
+    alone = [_greedy_llama_cpp(source.gguf, prompt(q), tokenizer, 10) for q in questions]
+
+    engine = LlamaCppEngine(source.gguf, stop_ids=frozenset(), max_batch=2, context_tokens=256)
+    try:
+        first = Job(prompt(questions[0]), 10, tokenizer)
+        engine.run([first], lambda _: [])
+        assert engine.reused_tokens == 0
+        batch = [Job(prompt(q), 10, tokenizer) for q in questions[1:]]
+        engine.run(batch, lambda _: [])
+        assert engine.reused_tokens >= 2 * 30  # both shared the system prompt's cells
+    finally:
+        engine.close()
+    assert [first.token_ids] + [j.token_ids for j in batch] == alone
