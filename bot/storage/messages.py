@@ -107,10 +107,13 @@ async def insert_message(session: AsyncSession, values: dict[str, Any]) -> Messa
     an insert cost several times what the statement itself does.
     """
     conn = await session.connection()
-    new_id = (
-        await conn.execute(insert(Message).values(**values).returning(Message.id))  # type: ignore[arg-type]
-    ).scalar_one()
+    new_id = (await conn.execute(_INSERT_MESSAGE, values)).scalar_one()
     return Message(id=new_id, **values)
+
+
+# Built once: a statement with its values inline is rebuilt, re-coerced and re-keyed for the
+# compiled cache on every call, which cost more than executing it.
+_INSERT_MESSAGE = insert(Message).returning(Message.id)  # type: ignore[arg-type]
 
 
 async def recent_turns(
