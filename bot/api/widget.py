@@ -23,7 +23,7 @@ from bot.auth import new_conversation_token, token_matches
 from bot.errors import InputError, NotFoundError
 from bot.events import AGENTS, Event, conversation_topic
 from bot.serialize import message_json
-from bot.storage.messages import recent_turns, store_message
+from bot.storage.messages import load_conversation, recent_turns, store_message
 from bot.storage.models import Conversation, ConversationStatus, Feedback, Message, Role
 
 WIDGET_CHANNEL = "widget"
@@ -73,7 +73,7 @@ async def post_message(request: web.Request) -> web.Response:
     if idem is not None and not 0 < len(idem) <= 200:
         raise InputError("Idempotency-Key must be 1 to 200 characters")
     async with svc.db.session() as s:
-        conv = await s.get(Conversation, conv_id)
+        conv = await load_conversation(s, conv_id)
         if conv is None or not token_matches(token, conv.token_hash):
             raise NotFoundError("no such conversation")
         if conv.status == ConversationStatus.CLOSED:

@@ -8,9 +8,10 @@ every caller learns whether it was the one that created it.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -124,12 +125,35 @@ async def recent_turns(
     Oldest first. Reads two columns, not whole rows: the reply path needs only these, and
     building ORM objects for a dozen messages cost more than the query itself.
     """
+    conn = await session.connection()
     rows = (
-        await session.exec(
-            select(Message.role, Message.text)  # type: ignore[call-overload]
-            .where(Message.conversation_id == conversation_id, Message.id < before_id)
-            .order_by(Message.id.desc())  # type: ignore[union-attr]
-            .limit(limit)
+        await conn.execute(
+            _recent_turns_statement(limit), {"conv_id": conversation_id, "before_id": before_id}
         )
     ).all()
     return [(str(role), str(text)) for role, text in reversed(rows)]
+
+
+@functools.lru_cache(maxsize=8)
+def _recent_turns_statement(limit: int) -> Any:
+    return (
+        select(Message.role, Message.text)
+        .where(
+            Message.conversation_id == bindparam("conv_id"),
+            Message.id < bindparam("before_id"),  # type: ignore[operator]
+        )
+        .order_by(Message.id.desc())  # type: ignore[union-attr]
+        .limit(limit)
+    )
+
+
+async def load_conversation(session: AsyncSession, conversation_id: int) -> Conversation | None:
+    """The conversation row as a detached ``Conversation`` (read-only use), or None."""
+    conn = await session.connection()
+    row = (await conn.execute(_CONVERSATION_BY_ID, {"conv_id": conversation_id})).first()
+    return Conversation(**row._mapping) if row is not None else None
+
+
+_CONVERSATION_BY_ID = select(Conversation.__table__).where(  # type: ignore[attr-defined]
+    Conversation.__table__.c.id == bindparam("conv_id")  # type: ignore[attr-defined]
+)
