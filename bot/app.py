@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from typing import Any
@@ -114,6 +115,11 @@ def create_app(
             await database.upgrade()
         await runtime.load()
         log.info("models loaded: %s", runtime.models.versions)
+        # The models and libraries loaded above are millions of long-lived objects; frozen,
+        # the cyclic collector stops re-scanning them in full collections, which otherwise
+        # pause the event loop (reply latency tails).
+        gc.collect()
+        gc.freeze()
 
         svc.pipeline = ReplyPipeline(settings, database, runtime, svc.bus, svc.connectors)
         if svc.connectors is not None:
