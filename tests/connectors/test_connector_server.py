@@ -93,3 +93,32 @@ async def test_approved_reply_leaves_through_the_same_platform(
     assert approved.status == 200
     sent = await eventually(lambda: fake.requests)
     assert sent[0].json()["text"] == item["suggestion"]["draft"]
+
+
+async def test_a_reply_is_stored_only_together_with_its_delivery(
+    aiohttp_client, aiohttp_server, home, embedder
+):
+    """If queueing the platform delivery fails, the bot reply is not stored either."""
+    from sqlalchemy import text
+
+    client, fake, options = await _server(aiohttp_client, aiohttp_server, home, embedder, "auto")
+    db = client.app[SERVICES].db
+    assert db.is_sqlite
+    async with db.session() as s:  # the outbox refuses every row, as a full disk would
+        await s.exec(
+            text(
+                "CREATE TRIGGER outbox_full BEFORE INSERT ON outbox "
+                "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+        )
+    headers = {"X-Telegram-Bot-Api-Secret-Token": options["secret_token"]}
+    resp = await client.post(
+        "/webhooks/telegram/main", data=_update("How can I cancel my order?", 7001), headers=headers
+    )
+    assert resp.status == 200
+    await client.app[SERVICES].drain(10)  # the reply task has run (and failed)
+    async with db.session() as s:
+        rows = (await s.exec(select(Message).where(Message.channel == "telegram:main"))).all()
+    assert [m.role for m in rows] == [Role.CUSTOMER]  # the customer's message is kept...
+    assert rows[0].decision is None  # ...and the reply's transaction left no trace
+    assert fake.requests == []
