@@ -71,10 +71,14 @@ def load_generator(
         use_llama = False
     if config.runtime == "llama_cpp" and source.gguf is None:
         raise ModelError(f"generation.runtime is 'llama_cpp' but {source.name} has no .gguf file")
+    name = source.name
     if use_llama:
         hf = TransformersEngine.stop_ids_of(tokenizer)
+        gguf = cached_gguf(source.gguf, cache, config.gguf_quant)  # type: ignore[arg-type]
+        if gguf != source.gguf:
+            name = f"{source.name}@{config.gguf_quant}"  # the reply records what really ran
         engine = engine_llama.LlamaCppEngine(
-            cached_gguf(source.gguf, cache, config.gguf_quant),  # type: ignore[arg-type]
+            gguf,
             stop_ids=hf,
             max_batch=config.max_batch,
             context_tokens=config.context_tokens,
@@ -87,7 +91,7 @@ def load_generator(
             torch.set_num_threads(config.threads)
         model = load_transformers_model(source, cache)
         engine = TransformersEngine(model, tokenizer, max_batch=config.max_batch)
-    log.info("generator %s ready (%s)", source.name, engine.name)
+    log.info("generator %s ready (%s)", name, engine.name)
     return LocalGenerator(
-        engine, tokenizer, config, model=source.name, embedder=embedder, embedder_factory=factory
+        engine, tokenizer, config, model=name, embedder=embedder, embedder_factory=factory
     )

@@ -50,6 +50,8 @@ async def test_bundled_model_replies_without_placeholders(home, runtime):
     assert "ORD-99812" in draft.fallback
     assert 0 < draft.tokens <= 48
     assert draft.model.startswith("llama.cpp:" if runtime == "llama_cpp" else "transformers:")
+    if runtime == "llama_cpp":  # the version names the Q8_0 copy that ran, not the Q4_1 file
+        assert draft.model.endswith("@Q8_0")
     # The GGUF was converted once into the cache; later loads read safetensors from there.
     cached = cached_hf_dir(resolve(""), settings.cache_dir)
     assert (cached / "model.safetensors").is_file()
