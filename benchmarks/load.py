@@ -129,7 +129,12 @@ async def drive(urls: list[str], customers: int, seconds: float, warmup: float) 
         results = await asyncio.gather(
             *(
                 customer(
-                    http, urls[i % len(urls)], questions, start + seconds, random.Random(i), statuses
+                    http,
+                    urls[i % len(urls)],
+                    questions,
+                    start + seconds,
+                    random.Random(i),
+                    statuses,
                 )
                 for i in range(customers)
             )
