@@ -158,17 +158,31 @@ def start_servers(
     procs, urls = [], []
     for _ in range(n):
         port = free_port()
-        server_env = {**env, "DESKBOT_HOME": str(home), "DESKBOT_SERVER__PORT": str(port), **extra}
+        proc_env = {**env, "DESKBOT_HOME": str(home), "DESKBOT_SERVER__PORT": str(port), **extra}
         procs.append(
             subprocess.Popen(
                 [PYTHON, "-m", "bot", "serve"],
-                env=server_env,
+                env=proc_env,
                 stdout=subprocess.DEVNULL,
                 stderr=open(home / f"server-{port}.log", "wb"),
             )
         )
         urls.append(f"http://127.0.0.1:{port}")
     return procs, urls
+
+
+def server_env() -> dict[str, str]:
+    """The measured setup: offline, policy auto, rate limits out of the way, no jobs."""
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "DESKBOT_SERVER__POLICY": "auto",
+        "DESKBOT_SERVER__RATE_LIMIT_PER_CONVERSATION": "1000",
+        "DESKBOT_SERVER__RATE_LIMIT_BURST": "1000",
+        "DESKBOT_SERVER__RATE_LIMIT_PER_IP": "100000",
+        "DESKBOT_SERVER__RUN_JOBS": "false",
+    }
 
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -226,16 +240,7 @@ async def main() -> None:
     args = parser.parse_args()
     customers = [int(x) for x in args.customers.split(",")]
 
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "DESKBOT_SERVER__POLICY": "auto",
-        "DESKBOT_SERVER__RATE_LIMIT_PER_CONVERSATION": "1000",
-        "DESKBOT_SERVER__RATE_LIMIT_BURST": "1000",
-        "DESKBOT_SERVER__RATE_LIMIT_PER_IP": "100000",
-        "DESKBOT_SERVER__RUN_JOBS": "false",
-    }
+    env = server_env()
     if args.database_url:
         env["DESKBOT_DATABASE_URL"] = args.database_url
     args.work.mkdir(parents=True, exist_ok=True)

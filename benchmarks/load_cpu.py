@@ -59,17 +59,7 @@ async def main() -> None:
     if not (prepared / "READY").exists():
         sys.exit(f"no prepared home at {prepared}: run benchmarks/load.py once first")
     extra = dict(item.split("=", 1) for item in args.set)
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "DESKBOT_SERVER__POLICY": "auto",
-        "DESKBOT_SERVER__RATE_LIMIT_PER_CONVERSATION": "1000",
-        "DESKBOT_SERVER__RATE_LIMIT_BURST": "1000",
-        "DESKBOT_SERVER__RATE_LIMIT_PER_IP": "100000",
-        "DESKBOT_SERVER__RUN_JOBS": "false",
-        "DESKBOT_GENERATION__BACKEND": "off",
-    }
+    env = {**load.server_env(), "DESKBOT_GENERATION__BACKEND": "off"}
     home = args.work / "cpu"
     shutil.rmtree(home, ignore_errors=True)
     shutil.copytree(prepared, home)
