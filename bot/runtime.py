@@ -107,7 +107,9 @@ class ModelRuntime:
         self.want_generator = load_generator and settings.generation.backend != "off"
         self._swap_lock = asyncio.Lock()
         batch = settings.server.batch_max_size if settings.server.batching else 1
-        threads = model_threads(settings)
+        parallel = settings.server.parallel_encoders and (os.cpu_count() or 1) > 1
+        # The two encoder threads share the model threads' budget (1 each on 2 cores).
+        threads = max(1, model_threads(settings) // 2) if parallel else model_threads(settings)
         self.batcher: MicroBatcher[Query, Understanding] = MicroBatcher(
             self.understand_batch,
             max_size=batch,
@@ -122,7 +124,7 @@ class ModelRuntime:
                 thread_name_prefix="encode-side",
                 initializer=functools.partial(_set_threads, threads),
             )
-            if settings.server.parallel_encoders and (os.cpu_count() or 1) > 1
+            if parallel
             else None
         )
 
