@@ -37,8 +37,26 @@ def bf16_fast() -> bool:
 
 def cpu_has_native_bf16(cpuinfo: str) -> bool:
     """Whether ``/proc/cpuinfo`` text lists a native bf16 instruction set."""
+    return bool(_flags(cpuinfo) & {"avx512_bf16", "amx_bf16"})
+
+
+@functools.cache
+def int8_fast() -> bool:
+    """True on x86 CPUs with VNNI (int8 dot products) and a torch with oneDNN."""
+    import torch
+
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(_flags(cpuinfo) & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def _flags(cpuinfo: str) -> set[str]:
+    """The instruction-set flags of the first CPU in ``/proc/cpuinfo`` text."""
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):
-            flags = set(line.partition(":")[2].split())
-            return bool(flags & {"avx512_bf16", "amx_bf16"})
-    return False
+            return set(line.partition(":")[2].split())
+    return set()

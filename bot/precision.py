@@ -16,33 +16,14 @@ an index, which must use the same precision as its queries.
 from __future__ import annotations
 
 import contextlib
-import functools
-from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
 
-from bot.hardware import bf16_fast
+from bot.hardware import bf16_fast, int8_fast
 
-Precision = Literal["auto", "fp32", "bf16", "int8"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
-
-
-@functools.cache
-def int8_fast() -> bool:
-    """True on x86 CPUs with VNNI (int8 dot products) and a torch with oneDNN."""
-    if not torch.backends.mkldnn.is_available():
-        return False
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.partition(":")[2].split())
-            return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
-    return False
 
 
 def resolve(precision: str) -> Literal["fp32", "bf16", "int8"]:

@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.storage.inline_sqlite import inline_session, make_sync_engine
+from bot.storage.inline_sqlite import SQLITE_PRAGMAS, inline_session, make_sync_engine
 
 log = logging.getLogger("deskbot.storage")
 
@@ -36,10 +36,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            for pragma in (*SQLITE_PRAGMAS, "busy_timeout=30000"):
+                cur.execute(f"PRAGMA {pragma}")
             cur.close()
 
         return engine

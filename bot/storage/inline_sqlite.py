@@ -30,6 +30,8 @@ from sqlmodel import Session
 
 from bot.errors import DeskbotError
 
+# Every SQLite connection deskbot opens, through either driver.
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON")
 # How long a transaction may wait for another process's write before giving up.
 LOCK_WAIT_S = 30.0
 # Busy timeout while the lock is held: a guard only (WAL readers and commits do not wait).
@@ -55,7 +57,7 @@ def make_sync_engine(url: str) -> Engine:
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # transactions are begun explicitly below
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        for pragma in SQLITE_PRAGMAS:
             dbapi_conn.execute(f"PRAGMA {pragma}")
 
     return engine
