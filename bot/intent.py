@@ -4,6 +4,10 @@ A prediction is ``out_of_scope`` when the model's best intent is the out-of-scop
 calibrated confidence is under the artifact's threshold, ``ambiguous`` when the top two
 intents are closer than the artifact's margin, and ``confident`` otherwise. ``intent`` is
 always the model's best in-scope guess or the out-of-scope label itself; read ``verdict``.
+
+Artifacts with a frozen head (finetune/intent/frozen_head.py) mix a classifier over a frozen
+sentence encoder's vectors into the probabilities. The caller may pass those vectors (the
+server passes the retrieval encoder's); otherwise the classifier encodes them itself.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from bot import precision as precisions
+from bot.errors import ModelError
+from finetune.intent import frozen_head as frozen
 from finetune.intent.artifact import IntentConfig, load_artifact
 from finetune.intent.model import IntentNet, run_batched, tokenize
 
@@ -55,6 +62,7 @@ class IntentClassifier:
         # cost less than one padded group (int8, one thread per encoder).
         batch_size: int = 16,
         precision: str = "auto",
+        frozen_head: frozen.FrozenHead | None = None,
     ) -> None:
         # Serving arithmetic (bot/precision.py). int8 quantises the encoder's Linear layers
         # only: the head stays float32 so the calibrated confidences keep their meaning.
@@ -68,12 +76,20 @@ class IntentClassifier:
         self.top_k = max(1, min(top_k, len(config.labels)))
         self.batch_size = batch_size
         self._lock = threading.Lock()  # one forward at a time: the tokenizer is not reentrant
+        self.frozen_head = frozen_head
+        self._embedder: frozen.Embedder | None = None
+        self._embedder_lock = threading.Lock()
 
     @classmethod
     def load(cls, path: str | Path, *, top_k: int = 5, precision: str = "auto") -> IntentClassifier:
         path = Path(path)
         config, tokenizer, net = load_artifact(path)
-        self = cls(net, tokenizer, config, path, top_k=top_k, precision=precision)
+        head = None
+        if config.frozen_encoder:
+            if not (path / frozen.FROZEN_HEAD_FILE).is_file():
+                raise ModelError(f"intent model {path} is incomplete: {frozen.FROZEN_HEAD_FILE}")
+            head = frozen.load_head(path, len(config.labels))
+        self = cls(net, tokenizer, config, path, top_k=top_k, precision=precision, frozen_head=head)
         log.info(
             "loaded intent model %s (%d intents, %s) from %s",
             config.version,
@@ -111,11 +127,62 @@ class IntentClassifier:
                 bf16=self.precision == "bf16",
             )
 
-    def probabilities(self, texts: Sequence[str]) -> torch.Tensor:
-        return torch.softmax(self.logits(texts) / self.config.temperature, dim=-1)
+    @property
+    def frozen_encoder(self) -> str | None:
+        """The sentence encoder whose plain vectors the mix needs (``None``: no mix)."""
+        if self.frozen_head is None or self.config.frozen_weight >= 1.0:
+            return None
+        return self.config.frozen_encoder
 
-    def predict(self, texts: list[str]) -> list[IntentPrediction]:
-        probs = self.probabilities(texts)
+    def plain_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """The frozen encoder's vectors of ``texts`` (its model is loaded on first use)."""
+        if self.config.frozen_encoder is None:
+            raise ModelError(f"intent model {self.version} has no frozen encoder")
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = frozen.embedder_for(
+                    self.config.frozen_encoder, precision=self.precision
+                )
+        return self._embedder.encode(list(texts))
+
+    def mixed(self, probs: torch.Tensor, vectors: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Calibrated model probabilities mixed with the frozen head's."""
+        head = self.frozen_head
+        if head is None:
+            return probs
+        if tuple(vectors.shape) != (probs.shape[0], head.weight.shape[1]):
+            raise ModelError(
+                f"frozen vectors of shape {tuple(vectors.shape)} for {probs.shape[0]} texts; "
+                f"intent model {self.version} needs {head.weight.shape[1]} dimensions"
+            )
+        return frozen.mix(probs, vectors, head, self.config.frozen_weight, self.config.frozen_tau)
+
+    def probabilities(
+        self, texts: Sequence[str], vectors: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """Calibrated (and, with a frozen head, mixed) probabilities, one row per text."""
+        return self._calibrated(self.logits(texts), texts, vectors)
+
+    def _calibrated(
+        self, logits: torch.Tensor, texts: Sequence[str], vectors: np.ndarray | None
+    ) -> torch.Tensor:
+        probs = torch.softmax(logits / self.config.temperature, dim=-1)
+        if self.frozen_encoder is None or probs.shape[0] == 0:
+            return probs
+        return self.mixed(probs, self.plain_vectors(texts) if vectors is None else vectors)
+
+    def predict(
+        self, texts: Sequence[str], vectors: np.ndarray | None = None
+    ) -> list[IntentPrediction]:
+        """Predictions for ``texts``; ``vectors`` are their plain vectors from
+        :attr:`frozen_encoder` when the caller has them already."""
+        return self.predict_logits(self.logits(texts), texts, vectors)
+
+    def predict_logits(
+        self, logits: torch.Tensor, texts: Sequence[str], vectors: np.ndarray | None = None
+    ) -> list[IntentPrediction]:
+        """Predictions from :meth:`logits` already computed (the server overlaps the two)."""
+        probs = self._calibrated(logits, texts, vectors)
         if probs.shape[0] == 0:
             return []
         top_p, top_i = probs.topk(max(2, self.top_k) if len(self.labels) > 1 else 1, dim=-1)

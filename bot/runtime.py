@@ -218,24 +218,29 @@ class ModelRuntime:
         """Intent and retrieval for a batch of messages (runs in the batcher's thread)."""
         models = self.models
         texts = [q.text for q in queries]
-        preds: list[IntentPrediction | None]
+        contexts = [list(q.context) for q in queries]
+        intent = models.intent
+        preds: list[IntentPrediction | None] = [None] * len(texts)
         has_index = models.index is not None and len(models.index) > 0
-        vectors_job = None
-        if has_index and models.intent is not None and self._side is not None:
+        if not has_index:
+            if intent is not None:
+                preds = list(intent.predict(texts))
+            return [Understanding(p, (), "model" if p else "none") for p in preds]
+        job = None
+        if intent is not None and self._side is not None:
             # The two encoders are independent: the retrieval one runs on the side thread
             # while the intent one runs here, so a batch can use two cores.
-            contexts = [list(q.context) for q in queries]
-            vectors_job = self._side.submit(models.index.encode_queries, texts, contexts)
-        if models.intent is not None:
-            preds = list(models.intent.predict(texts))
+            job = self._side.submit(models.index.encode_queries_plain, texts, contexts)
+        logits = intent.logits(texts) if intent is not None else None
+        if job is not None:
+            plain, vectors = job.result()
         else:
-            preds = [None] * len(texts)
-        if not has_index:
-            return [Understanding(p, (), "model" if p else "none") for p in preds]
-        if vectors_job is not None:
-            vectors = vectors_job.result()
-        else:
-            vectors = models.index.encode_queries(texts, [list(q.context) for q in queries])
+            plain, vectors = models.index.encode_queries_plain(texts, contexts)
+        if intent is not None and logits is not None:
+            # An intent model with a frozen head needs the texts' plain vectors in its frozen
+            # encoder: when that is the retrieval encoder, it takes these.
+            share = intent.frozen_encoder == models.index.embedder.name
+            preds = list(intent.predict_logits(logits, texts, plain if share else None))
         hits = models.index.search_vectors(
             vectors,
             self.settings.retrieval.top_k,

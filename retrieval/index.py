@@ -153,6 +153,15 @@ class KnowledgeIndex:
         self, texts: list[str], contexts: Sequence[Sequence[str]] | None = None
     ) -> np.ndarray:
         """Query vectors; with ``context_turns`` set, each leans toward its recent turns."""
+        return self.encode_queries_plain(texts, contexts)[1]
+
+    def encode_queries_plain(
+        self, texts: list[str], contexts: Sequence[Sequence[str]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(plain, query)`` vectors: each text alone, and as :meth:`encode_queries` gives it.
+
+        The intent classifier's prototype mix reuses the plain ones (bot/runtime.py).
+        """
         if self.embedder is None:
             raise ModelError("this index was loaded without an embedder; use search_vectors")
         if isinstance(texts, str):
@@ -160,13 +169,14 @@ class KnowledgeIndex:
         vectors = self.embedder.encode(list(texts), batch_size=self.settings.query_batch_size)
         turns, weight = self.settings.context_turns, self.settings.context_weight
         if not contexts or turns == 0 or weight == 0:
-            return vectors
+            return vectors, vectors
         if len(contexts) != len(texts):
             raise InputError(f"got {len(contexts)} contexts for {len(texts)} queries")
         recent = [[t for t in ctx if t and t.strip()][-turns:] for ctx in contexts]
         flat = [t for ctx in recent for t in ctx]
         if not flat:
-            return vectors
+            return vectors, vectors
+        plain, vectors = vectors, vectors.copy()
         ctx_vectors = self.embedder.encode(flat, batch_size=self.settings.query_batch_size)
         start = 0
         for i, ctx in enumerate(recent):
@@ -177,7 +187,7 @@ class KnowledgeIndex:
             mean /= np.linalg.norm(mean) or 1.0
             vectors[i] = vectors[i] + weight * mean
         faiss.normalize_L2(vectors)
-        return vectors
+        return plain, vectors
 
     def search(
         self,

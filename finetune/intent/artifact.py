@@ -9,6 +9,7 @@ Layout::
     intent_config.json       base encoder, pooling, temperature, thresholds, version
     hyperparams.json         IntentHyperParams used for training
     metrics.json             dev and test figures, training time, data hash
+    frozen_head.safetensors  optional: a head over the frozen encoder's vectors (frozen_head.py)
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ class IntentConfig:
     temperature: float
     oos_threshold: float
     ambiguity_margin: float
+    # The frozen-head mix (finetune/intent/frozen_head.py): the frozen encoder that
+    # frozen_head.safetensors reads, the model's weight (1.0: no mix) and the head's temperature.
+    frozen_encoder: str | None = None
+    frozen_weight: float = 1.0
+    frozen_tau: float = 1.0
     format: int = FORMAT
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,14 @@ from finetune.intent.calibrate import (
     fit_temperature,
 )
 from finetune.intent.data import Examples, ExamplesLike, as_examples, check_trainable, split_dev
+from finetune.intent.frozen_head import (
+    FrozenHead,
+    choose_mix,
+    class_means,
+    embedder_for,
+    linear,
+    save_head,
+)
 from finetune.intent.hparams import IntentHyperParams
 from finetune.intent.model import (
     BUNDLED_ENCODER,
@@ -214,6 +223,12 @@ def train_intent(
     bar.close()
     train_seconds = time.perf_counter() - started
 
+    frozen_encoder = None
+    if hp.frozen_mix:
+        log.info("frozen heads: embedding %d examples with the frozen encoder", len(train_ex))
+        embedder = embedder_for(encoder_name)
+        frozen_encoder = embedder.name
+        frozen_vectors = embedder.encode(list(train_ex.texts))
     config = IntentConfig(
         version=version,
         base_encoder=encoder_name,
@@ -226,13 +241,24 @@ def train_intent(
         temperature=1.0,
         oos_threshold=0.0,
         ambiguity_margin=0.0,
+        frozen_encoder=frozen_encoder,
     )
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     save_artifact(
         tmp, net=net, tokenizer=tokenizer, config=config, hyperparams=hp.to_dict(), metrics={}
     )
-    config, metrics = _calibrate_and_measure(tmp, config, hp, dev_ex, test, text_col, label_col)
+    heads: dict[str, FrozenHead] = {}
+    if frozen_encoder:
+        y = targets.numpy()
+        heads = {
+            "prototypes": class_means(frozen_vectors, y, len(labels)),
+            "linear": linear(frozen_vectors, y, len(labels), seed=hp.seed),
+        }
+        save_head(tmp, heads["prototypes"])  # replaced by the head the dev split picks
+    config, metrics = _calibrate_and_measure(
+        tmp, config, hp, dev_ex, test, text_col, label_col, heads
+    )
     metrics.update(
         {
             "version": version,
@@ -263,6 +289,7 @@ def _calibrate_and_measure(
     test: ExamplesLike | None,
     text_col: str,
     label_col: str,
+    heads: dict[str, FrozenHead],
 ) -> tuple[IntentConfig, dict[str, Any]]:
     """Fit temperature and thresholds on dev logits computed exactly as the runtime will."""
     from bot.intent import IntentClassifier  # runtime wrapper; imported late, it imports us
@@ -274,6 +301,23 @@ def _calibrate_and_measure(
     targets = torch.tensor([label_id[lab] for lab in dev_ex.labels])
     temperature = fit_temperature(logits, targets)
     probs = torch.softmax(logits / temperature, dim=-1)
+    model_top1 = float((probs.argmax(-1) == targets).float().mean())
+    mixing: dict[str, Any] = {}
+    if heads:
+        vectors = classifier.plain_vectors(list(dev_ex.texts))
+        choice = choose_mix(probs, vectors, heads, targets)
+        save_head(path, heads[choice.kind])
+        classifier.frozen_head = heads[choice.kind]
+        config = replace(config, frozen_weight=choice.weight, frozen_tau=choice.tau)
+        classifier.config = config
+        probs = classifier.mixed(probs, vectors)
+        mixing = {
+            "frozen_head": choice.kind,
+            "frozen_weight": choice.weight,
+            "frozen_tau": choice.tau,
+            "dev_top1_model_only": model_top1,
+            "dev_top1_mixed": choice.accuracy,
+        }
     top2 = probs.topk(min(2, probs.shape[1]), dim=-1)
     confidence = top2.values[:, 0].numpy()
     predicted = top2.indices[:, 0].numpy()
@@ -290,14 +334,8 @@ def _calibrate_and_measure(
         hp.confident_accuracy,
         hp.max_ambiguity_margin,
     )
-    config = IntentConfig(
-        **{
-            **config.to_dict(),
-            "labels": config.labels,
-            "temperature": temperature,
-            "oos_threshold": threshold,
-            "ambiguity_margin": ambiguity,
-        }
+    config = replace(
+        config, temperature=temperature, oos_threshold=threshold, ambiguity_margin=ambiguity
     )
     classifier.config = config
     metrics: dict[str, Any] = {
@@ -305,6 +343,7 @@ def _calibrate_and_measure(
             "temperature": temperature,
             "oos_threshold": threshold,
             "ambiguity_margin": ambiguity,
+            **mixing,
             "dev_nll_before": float(torch.nn.functional.cross_entropy(logits, targets)),
             "dev_nll_after": float(
                 torch.nn.functional.cross_entropy(logits / temperature, targets)

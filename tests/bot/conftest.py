@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from bot.settings import Settings, load_settings
+from finetune.intent.train import train_intent
+from tests.finetune.intent_helpers import TINY_HP, banking_with_oos, tiny_encoder
 
 
 @pytest.fixture
@@ -34,3 +36,12 @@ async def make_client(
         return await aiohttp_client(app)
 
     yield make
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """An intent model on a tiny random encoder: 4 banking intents and out-of-scope."""
+    encoder = tiny_encoder(tmp_path_factory.mktemp("encoder"))
+    examples = banking_with_oos(shared_data, per_intent=12, seed=3)
+    out = tmp_path_factory.mktemp("intent") / "model"
+    return train_intent(examples, TINY_HP, out, progress=False, base_encoder=str(encoder))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,8 +10,7 @@ import pytest
 
 from bot.errors import ModelError
 from bot.intent import IntentClassifier, IntentPrediction
-from finetune.intent.train import train_intent
-from tests.finetune.intent_helpers import TINY_HP, banking_with_oos, tiny_encoder
+from tests.finetune.intent_helpers import with_config
 
 TEXTS = [
     "my card has still not arrived",
@@ -25,25 +23,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
-    encoder = tiny_encoder(tmp_path_factory.mktemp("encoder"))
-    examples = banking_with_oos(shared_data, per_intent=12, seed=3)
-    out = tmp_path_factory.mktemp("intent") / "model"
-    return train_intent(examples, TINY_HP, out, progress=False, base_encoder=str(encoder))
-
-
-@pytest.fixture(scope="module")
 def classifier(model_dir: Path) -> IntentClassifier:
     return IntentClassifier.load(model_dir)
-
-
-def _with_config(model_dir: Path, tmp_path: Path, **changes: float) -> IntentClassifier:
-    copy = shutil.copytree(model_dir, tmp_path / "copy")
-    cfg_path = copy / "intent_config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg.update(changes)
-    cfg_path.write_text(json.dumps(cfg))
-    return IntentClassifier.load(copy)
 
 
 def test_predictions_follow_the_contract(classifier: IntentClassifier, model_dir: Path) -> None:
@@ -85,18 +66,18 @@ def test_empty_batch_and_blank_text(classifier: IntentClassifier) -> None:
 def test_threshold_above_every_confidence_makes_everything_out_of_scope(
     model_dir: Path, tmp_path: Path
 ) -> None:
-    strict = _with_config(model_dir, tmp_path, oos_threshold=1.01)
+    strict = with_config(model_dir, tmp_path, oos_threshold=1.01)
     assert {p.verdict for p in strict.predict(TEXTS)} == {"out_of_scope"}
 
 
 def test_wide_margin_makes_in_scope_answers_ambiguous(model_dir: Path, tmp_path: Path) -> None:
-    wide = _with_config(model_dir, tmp_path, oos_threshold=0.0, ambiguity_margin=1.0)
+    wide = with_config(model_dir, tmp_path, oos_threshold=0.0, ambiguity_margin=1.0)
     for p in wide.predict(TEXTS):
         assert p.verdict == ("out_of_scope" if p.intent == "oos" else "ambiguous")
 
 
 def test_temperature_changes_confidence_not_ranking(model_dir: Path, tmp_path: Path) -> None:
-    hot = _with_config(model_dir, tmp_path, temperature=50.0)
+    hot = with_config(model_dir, tmp_path, temperature=50.0)
     base = IntentClassifier.load(model_dir)
     for a, b in zip(base.predict(TEXTS), hot.predict(TEXTS), strict=True):
         assert a.intent == b.intent

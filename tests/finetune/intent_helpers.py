@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import random
+import shutil
 from pathlib import Path
+from typing import Any
 
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from bot.bundled import encoder_path
+from bot.intent import IntentClassifier
 from finetune.intent.data import Examples, read_csv
 from finetune.intent.hparams import IntentHyperParams
 
@@ -77,3 +81,13 @@ def write_csv(
 
 TINY_HP = IntentHyperParams(epochs=2, batch_size=16, lora_r=4, lora_alpha=8)
 REAL_HP = IntentHyperParams(epochs=3, batch_size=16)
+
+
+def with_config(model_dir: Path, tmp_path: Path, **changes: Any) -> IntentClassifier:
+    """A copy of ``model_dir`` with ``changes`` to its intent_config.json, loaded."""
+    copy = shutil.copytree(model_dir, tmp_path / "copy", dirs_exist_ok=True)
+    cfg_path = copy / "intent_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.update(changes)
+    cfg_path.write_text(json.dumps(cfg))
+    return IntentClassifier.load(copy)
