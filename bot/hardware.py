@@ -54,6 +54,15 @@ def int8_fast() -> bool:
     return bool(_flags(cpuinfo) & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
+@functools.cache
+def has_amx() -> bool:
+    """True on CPUs with AMX tiles (Intel Sapphire Rapids and later)."""
+    try:
+        return "amx_tile" in _flags(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return False
+
+
 def _flags(cpuinfo: str) -> set[str]:
     """The instruction-set flags of the first CPU in ``/proc/cpuinfo`` text."""
     for line in cpuinfo.splitlines():

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.errors import ModelError
+from bot.hardware import has_amx
 from bot.generation.scheduler import Job
 
 log = logging.getLogger("deskbot.generation")
@@ -73,6 +74,11 @@ class LlamaCppEngine:
         _route_llama_logs(lc)
         lc.llama_backend_init()
         mparams = lc.llama_model_default_params()
+        # On AMX CPUs llama.cpp repacks the weights for its AMX kernels, and the first batch
+        # that uses them crashes the process in ggml_backend_amx_mul_mat (seen here on a
+        # Sapphire Rapids Xeon with the Q8_0 model; llama.cpp issue #20824, closed unfixed).
+        # Without the extra buffer types the ordinary AVX-512 kernels run.
+        mparams.use_extra_bufts = not has_amx()
         self._model = lc.llama_model_load_from_file(str(gguf).encode(), mparams)
         if not self._model:
             raise ModelError(f"llama.cpp cannot load {gguf}")
