@@ -58,9 +58,13 @@ def int8_fast() -> bool:
 def has_amx() -> bool:
     """True on CPUs with AMX tiles (Intel Sapphire Rapids and later)."""
     try:
-        return "amx_tile" in _flags(Path("/proc/cpuinfo").read_text())
+        return cpu_has_amx(Path("/proc/cpuinfo").read_text())
     except OSError:
         return False
+
+
+def cpu_has_amx(cpuinfo: str) -> bool:
+    return "amx_tile" in _flags(cpuinfo)
 
 
 def _flags(cpuinfo: str) -> set[str]:

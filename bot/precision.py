@@ -2,11 +2,14 @@
 
 ``auto`` picks what is fastest here without hurting accuracy measurably:
 
+- ``bf16``: autocast to bfloat16, on CPUs with AMX: oneDNN runs bf16 products on the AMX
+  tiles. On a Sapphire Rapids Xeon, one core encoded 321 Banking77 queries/s in bf16 against
+  190 in int8 and 143 in float32 (batches of 32, groups of 16, medians of 4 interleaved runs).
 - ``int8``: every ``nn.Linear`` in int8 (:class:`Int8Linear`: weights per output channel,
-  activations per row, so results do not depend on the batch), when the CPU has VNNI.
-  MiniLM encodes about 1.5x faster on one core than in float32, and its vectors stay within
-  cosine 0.993 of the float32 ones.
-- ``bf16``: autocast to bfloat16, on CPUs with native bf16 and no VNNI.
+  activations per row, so results do not depend on the batch), when the CPU has VNNI and no
+  AMX. MiniLM encodes about 1.5x faster on one core than in float32, and its vectors stay
+  within cosine 0.993 of the float32 ones.
+- ``bf16`` also on other CPUs with native bf16 and no VNNI.
 - ``fp32`` otherwise.
 
 Training always runs in float32/bf16 (see ``finetune``); this is for serving and for encoding
@@ -21,7 +24,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from bot.hardware import bf16_fast, int8_fast
+from bot.hardware import bf16_fast, has_amx, int8_fast
 
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
 
@@ -31,6 +34,8 @@ def resolve(precision: str) -> Literal["fp32", "bf16", "int8"]:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
+        if has_amx() and bf16_fast():
+            return "bf16"
         if int8_fast():
             return "int8"
         return "bf16" if bf16_fast() else "fp32"

@@ -60,8 +60,8 @@ class Embedder:
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the embedding model at {path}: {exc}") from exc
         self._model.eval()
-        # See bot.precision: int8 on VNNI CPUs (1.77x faster MiniLM encoding on one core),
-        # bf16 on CPUs with native bf16, float32 otherwise. Vectors are float32 either way.
+        # See bot.precision: bf16 on AMX CPUs, int8 on other VNNI CPUs, bf16 on other CPUs with
+        # native bf16, float32 otherwise. Vectors are float32 either way.
         self.precision = precisions.resolve(precision) if device == "cpu" else "fp32"
         if self.precision == "int8":
             self._model = precisions.quantize_int8(self._model)  # type: ignore[assignment]

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from bot.errors import ModelError
-from bot.hardware import has_amx
 from bot.generation.scheduler import Job
+from bot.hardware import has_amx
 
 log = logging.getLogger("deskbot.generation")
 

@@ -52,3 +52,31 @@ def test_int8_linear_matches_float32_row_by_row() -> None:
     assert resolve("fp32") == "fp32"
     with pytest.raises(ValueError, match="precision"):
         resolve("fp8")
+
+
+@pytest.mark.parametrize(
+    ("amx", "bf16", "vnni", "expected"),
+    [
+        (True, True, True, "bf16"),  # Sapphire Rapids: AMX tiles beat int8 VNNI
+        (False, True, True, "int8"),  # AVX512-BF16 without AMX (Cooper Lake)
+        (False, False, True, "int8"),  # Ice Lake
+        (False, True, False, "bf16"),
+        (False, False, False, "fp32"),
+    ],
+)
+def test_auto_precision_follows_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, amx: bool, bf16: bool, vnni: bool, expected: str
+) -> None:
+    from bot import precision
+
+    monkeypatch.setattr(precision, "has_amx", lambda: amx)
+    monkeypatch.setattr(precision, "bf16_fast", lambda: bf16)
+    monkeypatch.setattr(precision, "int8_fast", lambda: vnni)
+    assert precision.resolve("auto") == expected
+    assert precision.resolve("int8") == "int8"  # an explicit setting is never second-guessed
+
+
+def test_amx_is_read_from_the_tile_flag() -> None:
+    assert hardware.cpu_has_amx(SAPPHIRE)
+    assert not hardware.cpu_has_amx(ICELAKE)
+    assert not hardware.cpu_has_amx("processor\t: 0\n")
