@@ -186,6 +186,7 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
     torch.set_num_threads(2)
     result: dict[str, object] = {
@@ -240,10 +241,10 @@ def main() -> None:
                     f"{r['first_token_ms_p50']}"
                 )
     result["loadavg_at_end"] = os.getloadavg()[0]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2))
-    shutil.move(tmp, RESULTS)
+    shutil.move(tmp, args.out)
 
 
 if __name__ == "__main__":

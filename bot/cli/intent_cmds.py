@@ -275,6 +275,10 @@ def eval_intent_cmd(
                 "model": str(path),
                 "version": classifier.version,
                 "precision": classifier.precision,
+                # The frozen-head mix (finetune/intent/frozen_head.py): weight 1.0 is none.
+                "frozen_weight": classifier.config.frozen_weight
+                if classifier.frozen_encoder
+                else 1.0,
                 **report.metrics,
             }
         )
