@@ -160,7 +160,7 @@ class KnowledgeIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(plain, query)`` vectors: each text alone, and as :meth:`encode_queries` gives it.
 
-        The intent classifier's prototype mix reuses the plain ones (bot/runtime.py).
+        The intent classifier's frozen-head mix reuses the plain ones (bot/runtime.py).
         """
         if self.embedder is None:
             raise ModelError("this index was loaded without an embedder; use search_vectors")
