@@ -10,16 +10,9 @@ import pytest
 
 from bot.errors import ModelError
 from bot.intent import IntentClassifier, IntentPrediction
-from tests.finetune.intent_helpers import with_config
+from tests.finetune.intent_helpers import SAMPLE_QUERIES, with_config
 
-TEXTS = [
-    "my card has still not arrived",
-    "what exchange rate do you use for dollars",
-    "someone stole my card",
-    "my top up did not work",
-    "how do I cancel my order",
-    "hi",
-]
+TEXTS = [*SAMPLE_QUERIES, "hi"]
 
 
 @pytest.fixture(scope="module")

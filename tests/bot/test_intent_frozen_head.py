@@ -27,16 +27,10 @@ from finetune.intent.frozen_head import (
     save_head,
 )
 from retrieval.store import IndexStore
-from tests.finetune.intent_helpers import with_config
+from tests.finetune.intent_helpers import SAMPLE_QUERIES, with_config
 from tests.retrieval.conftest import PAIRS, BagOfWordsEncoder
 
-TEXTS = [
-    "my card has still not arrived",
-    "what exchange rate do you use for dollars",
-    "someone stole my card",
-    "my top up did not work",
-    "how do I cancel my order",
-]
+TEXTS = list(SAMPLE_QUERIES)
 
 
 def test_training_stores_the_head_and_the_dev_choice(model_dir: Path) -> None:

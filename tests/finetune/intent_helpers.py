@@ -19,6 +19,14 @@ from finetune.intent.hparams import IntentHyperParams
 
 BANKING_INTENTS = ("card_arrival", "exchange_rate", "lost_or_stolen_card", "top_up_failed")
 OOS = "oos"
+# One message for each banking intent, and one a banking bot cannot place.
+SAMPLE_QUERIES = (
+    "my card has still not arrived",
+    "what exchange rate do you use for dollars",
+    "someone stole my card",
+    "my top up did not work",
+    "how do I cancel my order",
+)
 # Out of scope for a banking bot: shop questions like the Bitext ones it saw as "oos"...
 HANDWRITTEN_OOS = (
     "I need to change the shipping address of my parcel",
