@@ -21,12 +21,9 @@ def bf16_fast() -> bool:
     forced = os.environ.get("DESKBOT_BF16", "").strip()
     if forced in ("0", "1"):
         return forced == "1"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        flags = None
-    if flags is not None:
-        return cpu_has_native_bf16(flags)
+    cpuinfo = _cpuinfo()
+    if cpuinfo is not None:
+        return cpu_has_native_bf16(cpuinfo)
     try:
         import torch
 
@@ -47,24 +44,26 @@ def int8_fast() -> bool:
 
     if not torch.backends.mkldnn.is_available():
         return False
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool(_flags(cpuinfo) & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    return bool(_flags(_cpuinfo() or "") & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 @functools.cache
 def has_amx() -> bool:
     """True on CPUs with AMX tiles (Intel Sapphire Rapids and later)."""
-    try:
-        return cpu_has_amx(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        return False
+    return cpu_has_amx(_cpuinfo() or "")
 
 
 def cpu_has_amx(cpuinfo: str) -> bool:
     return "amx_tile" in _flags(cpuinfo)
+
+
+@functools.cache
+def _cpuinfo() -> str | None:
+    """``/proc/cpuinfo``, read once; ``None`` where there is none (not Linux)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
 
 
 def _flags(cpuinfo: str) -> set[str]:
