@@ -192,8 +192,8 @@ class LlamaCppEngine:
                 if not entries:
                     continue
                 self._decode(entries)
-                for seq, ids in remember:  # the newest prompt becomes the shared prefix
-                    self._keep_prefix(seq, ids)
+                if remember:  # the newest prompt becomes the shared prefix
+                    self._keep_prefix(*remember[-1])
                 remember.clear()
                 row_of = [i for i, e in enumerate(entries) if e[3]]
                 for (seq, job), row in zip(outputs, row_of, strict=True):
