@@ -1,9 +1,10 @@
 """The llama.cpp runtime (through llama-cpp-python's C API): quantized, continuously batched.
 
-Each job gets a sequence id in one shared KV cache. Every step is one ``llama_decode`` call
+Each job gets a sequence id with its own KV stream. Every step is one ``llama_decode`` call
 holding the prompts of newly admitted jobs and the last token of every running one, so new
-requests join a running batch instead of waiting for it, and a step for 8 sequences costs
-little more than for one (decoding is bound by reading the weights).
+requests join a running batch instead of waiting for it, and the weights are read once per step
+for all sequences (on 2 cores a step for 8 sequences cost about 4x a step for one: past a few
+sequences the matrix products, not the memory reads, set the pace).
 """
 
 from __future__ import annotations
@@ -90,11 +91,14 @@ class LlamaCppEngine:
         cparams.n_ctx = n_ctx
         cparams.n_batch = n_ctx
         cparams.n_ubatch = min(512, n_ctx)
-        # One more sequence keeps the last prompt's KV cells: a new prompt copies (shares) the
-        # cells of the start it has in common with it (the system policy and chat template)
+        # One more sequence keeps the last prompt's KV cells: a new prompt copies the cells of
+        # the start it has in common with it (the system policy and chat template)
         # instead of computing them again.
         cparams.n_seq_max = max_batch + 1
-        cparams.kv_unified = True
+        # One KV stream per sequence: attention then reads only the sequence's own cells. In
+        # one unified cache every token attends (masked) over the cells of all sequences; at 8
+        # concurrent replies the streams gave 10-18% more tokens/s and a faster first token.
+        cparams.kv_unified = False
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.no_perf = True
@@ -151,14 +155,24 @@ class LlamaCppEngine:
         common = min(common, len(ids) - 1)
         if common < MIN_SHARED_PREFIX:
             return 0
-        self._lc.llama_memory_seq_cp(self._mem, self._prefix_seq, seq, 0, common)
+        self._copy(self._prefix_seq, seq, common)
         self.reused_tokens += common
         return common
 
+    def _copy(self, src: int, dst: int, n: int) -> None:
+        """Make sequence ``dst`` hold the first ``n`` positions of ``src``.
+
+        Between streams llama.cpp copies only whole buffers (a partial range fails an assertion
+        that aborts the process), at the next decode: copy it all, then drop the tail. The
+        buffer is ~47 MB for 2048 cells, a few milliseconds against ~0.2 s of prompt not
+        recomputed.
+        """
+        self._lc.llama_memory_seq_cp(self._mem, src, dst, -1, -1)
+        self._lc.llama_memory_seq_rm(self._mem, dst, n, -1)
+
     def _keep_prefix(self, seq: int, ids: list[int]) -> None:
         """Keep ``ids`` (just computed in ``seq``) as the prefix later prompts may share."""
-        self._release(self._prefix_seq)
-        self._lc.llama_memory_seq_cp(self._mem, seq, self._prefix_seq, 0, len(ids))
+        self._copy(seq, self._prefix_seq, len(ids))
         self._prefix_ids = list(ids)
 
     def run(self, jobs: list[Job], admit: Callable[[int], list[Job]]) -> None:
