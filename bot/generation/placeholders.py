@@ -156,6 +156,11 @@ _ASKED_JUST_BEFORE = re.compile(
     r"\b(?:" + "|".join(map(re.escape, ASK_FOR.values())) + r")\s+(?:or|and)\s+$", re.I
 )
 _NEAR_CHARS = 300  # how much text before a slot its rewording looks at
+# Streamed previews hold back this many words: rewording before a slot reaches back at most a
+# few words ("the order number #" + slot), so it can still change them.
+STREAM_LAG_WORDS = 8
+# The text after an emptied slot shows which article fits before it: a whole word, or none.
+_WORD_AFTER = re.compile(r"""\s*(?:['"][^A-Za-z]|['"]?[A-Za-z]+[^A-Za-z]|[^A-Za-z\s'"])""")
 _CLAUSE_ENDS = ".!?;,\n"
 
 
@@ -348,6 +353,42 @@ def _reword(before: str, slot: str) -> tuple[str, str, bool]:
     return before, _trim_repeated_modifiers(before, phrase), False
 
 
+class _Slots:
+    """Fill slots one at a time, given the text before each: the step :func:`fill` repeats."""
+
+    def __init__(
+        self,
+        history: Sequence[tuple[str, str]] | Sequence[str],
+        facts: Mapping[str, str] | None,
+    ) -> None:
+        self.values = extract_values(_customer_turns(history))
+        self.known = {_norm(k): v for k, v in (facts or {}).items()}
+        self.missing: list[str] = []
+
+    def fill(self, before: str, slot: str) -> tuple[str, str | None, bool]:
+        """The text before (possibly reworded), the slot's text, and whether a quote right
+        after the slot must go. The slot's text is None when it was emptied: then the article
+        before it must agree with what follows (:func:`_agree_article`)."""
+        key = _norm(slot)
+        value = self.values.get(key) or self.known.get(key)
+        if value is not None:
+            return before, value, False
+        if customer_gives(slot) and slot not in self.missing:
+            self.missing.append(slot)
+        # The rewording reads only the last words before the slot: cut them off once, so its
+        # patterns anchored at the end do not rescan the whole reply for every slot.
+        kept, near = before[:-_NEAR_CHARS], before[-_NEAR_CHARS:]
+        near, value, drop_quote = _reword(near, slot)
+        if value:
+            return kept + _agree_article(near, value), value, drop_quote
+        return kept + near, None, drop_quote
+
+    @staticmethod
+    def agree(before: str, after: str) -> str:
+        """``before`` with its last article made to fit ``after`` (once a slot was emptied)."""
+        return before[:-_NEAR_CHARS] + _agree_article(before[-_NEAR_CHARS:], after)
+
+
 def fill(
     text: str,
     history: Sequence[tuple[str, str]] | Sequence[str] = (),
@@ -362,33 +403,22 @@ def fill(
     give (see :func:`customer_gives`) and did not; the ones with a question in ``ASK_FOR`` are
     asked for at the end when ``ask`` is true. The result never contains ``{{`` or ``}}``.
     """
-    values = extract_values(_customer_turns(history))
-    known = {_norm(k): v for k, v in (facts or {}).items()}
-    missing: list[str] = []
+    slots = _Slots(history, facts)
     done = ""
     pos = 0
     for m in SLOT.finditer(text):
-        slot = m.group(1)
-        key = _norm(slot)
-        before = done + text[pos : m.start()]
+        before, value, drop_quote = slots.fill(done + text[pos : m.start()], m.group(1))
         pos = m.end()
-        value = values.get(key) or known.get(key)
+        if drop_quote and text[pos : pos + 1] in ("'", '"'):
+            pos += 1
         if value is None:
-            if customer_gives(slot) and slot not in missing:
-                missing.append(slot)
-            # The rewording reads only the last words before the slot: cut them off once, so
-            # its patterns anchored at the end do not rescan the whole reply for every slot.
-            kept, near = before[:-_NEAR_CHARS], before[-_NEAR_CHARS:]
-            near, value, drop_quote = _reword(near, slot)
-            if drop_quote and text[pos : pos + 1] in ("'", '"'):
-                pos += 1
-            before = kept + _agree_article(near, value or text[pos:])
+            before, value = slots.agree(before, text[pos:]), ""
         done = before + value
     done += text[pos:]
     result = tidy(done)
     if ask:
-        result = _ask_for(result, missing)
-    return result, missing
+        result = _ask_for(result, slots.missing)
+    return result, slots.missing
 
 
 def _ask_for(result: str, missing: Sequence[str]) -> str:
@@ -413,20 +443,27 @@ def _ask_for(result: str, missing: Sequence[str]) -> str:
 
 def tidy(text: str) -> str:
     """Remove stray braces and the gaps an emptied slot leaves behind."""
+    return _tidy_inner(text).strip()
+
+
+def _tidy_inner(text: str) -> str:
+    """:func:`tidy` without the strip, for a piece in the middle of a streamed reply."""
     text = text.replace("{{", "").replace("}}", "")
     text = re.sub(r"(['\"])\s*\1", "", text)  # an emptied quoted label: ''
     text = re.sub(r"[ \t]{2,}", " ", text)
     text = re.sub(r"[ \t]+([,.;:!?)])", r"\1", text)
     text = re.sub(r"\b(a|an|the|your|our)\s+(\1)\b", r"\1", text, flags=re.I)
     text = re.sub(r",\s*([,.!?])", r"\1", text)
-    return text.strip()
+    return text
 
 
 class PlaceholderStream:
-    """Filter streamed text pieces so no slot reaches the customer half-written.
+    """Fill slots in streamed text pieces so the preview reads as the final reply will.
 
-    Text is passed through as it comes, except from a ``{`` on, which is held until the slot
-    closes (then filled) or proves not to be one. :meth:`finish` flushes what is held.
+    A slot is held from its ``{`` until it closes (then filled) or proves not to be one. Filling
+    may reword the words right before a slot ("your order number {{Order Number}}" loses the
+    repeat), so the last :data:`STREAM_LAG_WORDS` words are held back too, until no slot can
+    change them; :meth:`finish` flushes everything.
     """
 
     def __init__(
@@ -435,54 +472,101 @@ class PlaceholderStream:
         *,
         facts: Mapping[str, str] | None = None,
     ) -> None:
-        self._history = history
-        self._facts = facts
-        self._held = ""
-        self.missing: list[str] = []
+        self._slots = _Slots(history, facts)
+        self._held = ""  # raw text from a "{" that may open a slot
+        self._window = ""  # filled text not yet passed on: a later slot may reword it
+        self._sent = ""  # the end of what was passed on, which rewording reads
+        self._drop_quote = False  # a quote right after the last slot must go
+        self._agree_at = -1  # where an emptied slot was: its article waits for the next word
 
-    def _fill(self, text: str) -> str:
-        filled, missing = fill(text, self._history, facts=self._facts, ask=False)
-        self.missing.extend(s for s in missing if s not in self.missing)
-        # fill() strips; keep the surrounding spaces of streamed pieces.
-        lead = text[: len(text) - len(text.lstrip())]
-        trail = text[len(text.rstrip()) :]
-        return lead + filled + trail if filled else lead
+    @property
+    def missing(self) -> list[str]:
+        return self._slots.missing
+
+    def _text(self, text: str) -> None:
+        if self._drop_quote and text:
+            self._drop_quote = False
+            if text[0] in ("'", '"'):
+                text = text[1:]
+        self._window += text.replace("}}", "")
+
+    def _slot(self, slot: str) -> None:
+        self._settle_article(force=True)
+        sent = self._sent
+        before, value, self._drop_quote = self._slots.fill(sent + self._window, slot)
+        if before.startswith(sent):
+            self._window = before[len(sent) :]
+        # else the rewording would unsay text already passed on: keep that text as it is
+        if value is None:
+            self._agree_at = len(self._window)
+        else:
+            self._window += value
+
+    def _settle_article(self, *, force: bool = False) -> None:
+        """Fit the article before an emptied slot to the word after it, once that word is in."""
+        if self._agree_at < 0:
+            return
+        after = self._window[self._agree_at :]
+        if not force and not _WORD_AFTER.match(after):
+            return
+        head = self._slots.agree(self._sent + self._window[: self._agree_at], after)
+        if head.startswith(self._sent):
+            self._window = head[len(self._sent) :] + after
+        self._agree_at = -1
+
+    def _release(self, everything: bool = False) -> str:
+        self._settle_article(force=everything)
+        if self._agree_at < 0:
+            self._window = _tidy_inner(self._window)
+        else:
+            head = _tidy_inner(self._window[: self._agree_at])
+            self._window, self._agree_at = head + self._window[self._agree_at :], len(head)
+        window = self._window
+        cut = len(window)
+        if not everything:
+            starts = [m.start() for m in re.finditer(r"\S+", window)]
+            cut = starts[-STREAM_LAG_WORDS] if len(starts) >= STREAM_LAG_WORDS else 0
+            if self._agree_at >= 0:
+                cut = min(cut, max(0, window.rfind(" ", 0, self._agree_at)))
+        out, self._window = window[:cut], window[cut:]
+        if self._agree_at >= 0:
+            self._agree_at -= cut
+        self._sent = (self._sent + out)[-_NEAR_CHARS:]
+        return out
 
     def feed(self, piece: str) -> str:
         text = self._held + piece
         self._held = ""
-        start = text.find("{")
-        if start < 0:
-            return text.replace("}}", "")
-        head, rest = text[:start], text[start:]
-        out = [head]
-        while rest:
-            if not rest.startswith("{"):
-                nxt = rest.find("{")
-                if nxt < 0:
-                    out.append(rest.replace("}}", ""))
-                    rest = ""
-                    break
-                out.append(rest[:nxt])
-                rest = rest[nxt:]
-                continue
+        while text:
+            start = text.find("{")
+            if start < 0:
+                self._text(text)
+                break
+            self._text(text[:start])
+            rest = text[start:]
             if len(rest) == 1:
-                break  # a lone "{" may start a slot: hold it
+                self._held = rest  # a lone "{" may start a slot: hold it
+                break
             if rest[1] != "{":
-                out.append(rest[0])
-                rest = rest[1:]
+                self._text(rest[0])
+                text = rest[1:]
                 continue
             close = rest.find("}}")
             if close < 0:
                 if len(rest) > 90 or "\n" in rest:  # too long to be a slot
-                    out.append(rest.replace("{{", ""))
-                    rest = ""
+                    self._text(rest.replace("{{", ""))
+                else:
+                    self._held = rest
                 break
-            out.append(self._fill(rest[: close + 2]))
-            rest = rest[close + 2 :]
-        self._held = rest
-        return "".join(out)
+            m = SLOT.fullmatch(rest[: close + 2])
+            if m is None:  # "{{ }}" or braces inside: not a slot
+                self._text(rest[: close + 2].replace("{{", ""))
+            else:
+                self._slot(m.group(1))
+            text = rest[close + 2 :]
+        return self._release()
 
     def finish(self) -> str:
         held, self._held = self._held, ""
-        return held.replace("{", "").replace("}", "")
+        self._text(held.replace("{", "").replace("}", ""))
+        return self._release(everything=True)

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import csv
+import re
+from pathlib import Path
+
 import pytest
 
 from bot.generation.placeholders import PlaceholderStream, extract_values, fill
@@ -76,6 +80,41 @@ def test_stream_filter_holds_slots_split_across_pieces():
     out = "".join(stream.feed(p) for p in pieces) + stream.finish()
     assert out == "Your order ORD-777 ships from our website. {x} ok"
     assert stream.missing == []  # the website is the company's, not the customer's to give
+
+
+def _streamed(stream: PlaceholderStream, text: str) -> tuple[str, list[str]]:
+    """Feed ``text`` in token-sized pieces (1-4 characters after any spaces)."""
+    pieces = [stream.feed(p) for p in re.findall(r"\s*\S{1,4}", text)]
+    pieces.append(stream.finish())
+    assert not any("{{" in p or "}}" in p for p in pieces)
+    return "".join(pieces), pieces
+
+
+def test_stream_preview_reads_as_the_final_reply():
+    """Rewording before a slot reaches text already streamed: the stream holds it back."""
+    history = [("customer", "where is my parcel?")]
+    answer = (
+        "I can look into your order with the order number {{Order Number}} right away. You "
+        "can also follow it on our website at {{Website URL}} any time."
+    )
+    text, pieces = _streamed(PlaceholderStream(history), answer)
+    assert text == fill(answer, history, ask=False)[0]
+    assert text == (
+        "I can look into your order right away. You can also follow it on our website any time."
+    )
+    assert sum(1 for p in pieces if p) > 5  # still streamed, not all at the end
+
+
+def test_stream_previews_match_the_final_text_for_the_bundled_answers():
+    """Every bundled Bitext answer with slots streams to the text the final fill gives."""
+    sample = Path(__file__).resolve().parents[2] / "examples" / "sample_pairs.csv"
+    with open(sample, encoding="utf-8", newline="") as f:
+        answers = [row["response"] for row in csv.DictReader(f) if "{{" in row["response"]]
+    assert len(answers) > 100
+    history = [("customer", "order ORD-777 is late; I'm Ann Lee, ann@example.com")]
+    for answer in answers:
+        text, _ = _streamed(PlaceholderStream(history), answer)
+        assert " ".join(text.split()) == " ".join(fill(answer, history, ask=False)[0].split())
 
 
 def test_stream_filter_reports_only_values_the_customer_must_give():
