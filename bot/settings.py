@@ -124,7 +124,9 @@ class GenerationSettings(Section):
     context_tokens: int = Field(2048, ge=128)
     temperature: float = Field(0.0, ge=0)
     # Penalty on tokens already generated (1 = off); stops greedy decoding from looping.
-    repetition_penalty: float = Field(1.15, ge=1.0, le=2.0)
+    # Unset: the model's own, 1.15 for the base model (it loops), what a fine-tuned artifact
+    # recorded for itself (1.05: its replies repeat the team's words on purpose).
+    repetition_penalty: float | None = Field(None, ge=1.0, le=2.0)
     grounding_threshold: float = Field(0.55, ge=0, le=1)
     company_name: str = "our company"
     remote_url: str = ""
@@ -141,7 +143,8 @@ class GenerationSettings(Section):
     max_batch: int = Field(8, ge=1, le=64)  # sequences decoded together
     batch_wait_ms: float = Field(5.0, ge=0)  # how long a lone request waits for company
     threads: int = Field(0, ge=0)  # 0: all cores, at most 8
-    max_sources: int = Field(3, ge=1, le=10)  # retrieved answers shown to the model
+    # Retrieved answers shown to the base model; a fine-tuned one sees as many as in training.
+    max_sources: int = Field(3, ge=1, le=10)
     # Company facts that fill placeholders, e.g. {"Customer Support Hours" = "9am-5pm"}.
     facts: dict[str, str] = Field(default_factory=dict)
     # Embedding similarity in the grounding score (content overlap alone when false).

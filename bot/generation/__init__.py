@@ -93,5 +93,11 @@ def load_generator(
         engine = TransformersEngine(model, tokenizer, max_batch=config.max_batch)
     log.info("generator %s ready (%s)", name, engine.name)
     return LocalGenerator(
-        engine, tokenizer, config, model=name, embedder=embedder, embedder_factory=factory
+        engine,
+        tokenizer,
+        config,
+        model=name,
+        trained=source.info,
+        embedder=embedder,
+        embedder_factory=factory,
     )

@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,9 @@ class ModelSource:
     gguf_file: str | None = None
     adapter_dir: Path | None = None
     gguf: Path | None = None
+    # A fine-tuned artifact's deskbot_generator.json: the prompt shape it was trained on and
+    # its hyperparameters (served as trained; see bot/generation/local.py).
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def _fingerprint(path: Path) -> str:
@@ -73,6 +76,7 @@ def resolve(model: str | os.PathLike[str] = "") -> ModelSource:
             gguf_file=base.gguf_file,
             adapter_dir=path,
             gguf=merged if merged.is_file() else None,
+            info=info,
         )
     if (path / "config.json").is_file():
         ggufs = sorted(path.glob("*.gguf"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from bot.generation.generator import Generator, RawResult
@@ -20,13 +20,31 @@ class _Done:
         self.result = result
 
 
-def prompt_config(config: GenerationSettings) -> PromptConfig:
+# The base model loops without a penalty on what it already said.
+BASE_REPETITION_PENALTY = 1.15
+# The parts of a fine-tuned artifact's prompt that shaped what it learned: it is served with
+# them, as trained, whatever the settings say for the base model.
+_TRAINED_SHAPE = ("max_sources", "source_max_words", "max_turns")
+
+
+def prompt_config(
+    config: GenerationSettings, trained: Mapping[str, Any] | None = None
+) -> PromptConfig:
+    shape = {k: v for k, v in ((trained or {}).get("prompt") or {}).items() if k in _TRAINED_SHAPE}
     return PromptConfig(
         company_name=config.company_name,
         context_tokens=config.context_tokens,
         max_new_tokens=config.max_new_tokens,
-        max_sources=config.max_sources,
+        **{"max_sources": config.max_sources, **shape},
     )
+
+
+def repetition_penalty(config: GenerationSettings, trained: Mapping[str, Any] | None) -> float:
+    """The setting when set, else what the artifact recorded, else the base model's."""
+    if config.repetition_penalty is not None:
+        return config.repetition_penalty
+    recorded = ((trained or {}).get("hyperparameters") or {}).get("serve_repetition_penalty")
+    return float(recorded) if recorded is not None else BASE_REPETITION_PENALTY
 
 
 class LocalGenerator(Generator):
@@ -39,12 +57,14 @@ class LocalGenerator(Generator):
         config: GenerationSettings,
         *,
         model: str,
+        trained: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(config, **kwargs)
         self.engine = engine
         self.tokenizer = tokenizer
-        self.prompts = PromptBuilder(tokenizer, prompt_config(config))
+        self.prompts = PromptBuilder(tokenizer, prompt_config(config, trained))
+        self.repetition_penalty = repetition_penalty(config, trained)
         self.scheduler = BatchScheduler(
             engine, max_batch=config.max_batch, max_wait_ms=config.batch_wait_ms
         )
@@ -74,7 +94,7 @@ class LocalGenerator(Generator):
             on_piece=put,
             on_done=lambda r: put(_Done(r)),
             temperature=self.config.temperature,
-            repetition_penalty=self.config.repetition_penalty,
+            repetition_penalty=self.repetition_penalty,
         )
         self.scheduler.submit(job)
         try:

@@ -46,6 +46,11 @@ class GeneratorHyperParams:
     val_examples: int = 16
     # bf16 autocast: AVX-512 bf16 on this CPU roughly doubles matmul throughput.
     bf16: bool = True
+    # Recorded in the artifact and served with it (unless generation.repetition_penalty is
+    # set): on 48 held-out Bitext questions a 696-example model reached ROUGE-L 0.369 at 1.05,
+    # 0.368 at 1.0 and 0.301 at the base model's 1.15, which pushes it off the formulaic words
+    # its answers share with the team's.
+    serve_repetition_penalty: float = 1.05
     # Export the merged model with Q8_0 for the LoRA-changed tensors: a Q4 step is coarser than
     # most of the learned update, so requantizing to Q4 would erase much of it.
     export_quant: str = "Q8_0"

@@ -126,3 +126,33 @@ async def test_leaving_the_stream_early_cancels_the_job(generator):
     # The worker is free again: a new request completes.
     draft = await generator.generate(ReplyRequest(message="next", hits=(HIT,)))
     assert draft.tokens == 16
+
+
+def test_a_fine_tuned_artifact_is_served_as_it_was_trained(tmp_path):
+    """Its prompt shape and its recorded penalty win over the base model's settings."""
+    import json
+
+    from bot.generation.loading import ARTIFACT_INFO, resolve
+    from bot.generation.local import BASE_REPETITION_PENALTY, prompt_config, repetition_penalty
+
+    artifact = tmp_path / "generator-1"
+    artifact.mkdir()
+    (artifact / "adapter_config.json").write_text("{}")
+    info = {
+        "base_model": "",
+        "prompt": {"max_sources": 2, "source_max_words": 60, "company_name": "Trained Co"},
+        "hyperparameters": {"serve_repetition_penalty": 1.05},
+    }
+    (artifact / ARTIFACT_INFO).write_text(json.dumps(info))
+    trained = resolve(artifact).info
+    settings = GenerationSettings(company_name="Acme", max_sources=4)
+
+    prompt = prompt_config(settings, trained)
+    assert (prompt.max_sources, prompt.source_max_words) == (2, 60)
+    assert prompt.company_name == "Acme"  # who the bot speaks for stays a setting
+    assert repetition_penalty(settings, trained) == 1.05
+    assert repetition_penalty(GenerationSettings(repetition_penalty=1.3), trained) == 1.3
+
+    base = resolve("").info
+    assert prompt_config(settings, base).max_sources == 4
+    assert repetition_penalty(settings, base) == BASE_REPETITION_PENALTY
