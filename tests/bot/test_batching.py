@@ -58,3 +58,24 @@ async def test_wrong_number_of_results_is_an_error() -> None:
             await asyncio.gather(batcher.submit(1), batcher.submit(2))
     finally:
         await batcher.close()
+
+
+async def test_a_lone_request_does_not_wait_for_company_but_a_busy_batcher_does() -> None:
+    sizes: list[int] = []
+
+    def record(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        return items
+
+    # A minute's wait would fail the wait_for below: a lone request must start at once.
+    batcher: MicroBatcher[int, int] = MicroBatcher(record, max_size=2, max_wait=60.0)
+    try:
+        assert await asyncio.wait_for(batcher.submit(1), 5) == 1
+        assert await asyncio.wait_for(asyncio.gather(batcher.submit(2), batcher.submit(3)), 5)
+        # The last batch had company: the next one waits for a second item, sent 50 ms later.
+        first = asyncio.ensure_future(batcher.submit(4))
+        await asyncio.sleep(0.05)
+        assert await asyncio.wait_for(asyncio.gather(first, batcher.submit(5)), 5) == [4, 5]
+    finally:
+        await batcher.close()
+    assert sizes == [1, 2, 2]
