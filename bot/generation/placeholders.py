@@ -492,11 +492,8 @@ class PlaceholderStream:
 
     def _slot(self, slot: str) -> None:
         self._settle_article(force=True)
-        sent = self._sent
-        before, value, self._drop_quote = self._slots.fill(sent + self._window, slot)
-        if before.startswith(sent):
-            self._window = before[len(sent) :]
-        # else the rewording would unsay text already passed on: keep that text as it is
+        before, value, self._drop_quote = self._slots.fill(self._sent + self._window, slot)
+        self._reworded(before)
         if value is None:
             self._agree_at = len(self._window)
         else:
@@ -510,9 +507,14 @@ class PlaceholderStream:
         if not force and not _WORD_AFTER.match(after):
             return
         head = self._slots.agree(self._sent + self._window[: self._agree_at], after)
-        if head.startswith(self._sent):
-            self._window = head[len(self._sent) :] + after
+        self._reworded(head, after)
         self._agree_at = -1
+
+    def _reworded(self, text: str, after: str = "") -> None:
+        """Hold ``text`` (what was sent plus the held words, reworded) and ``after`` instead,
+        unless the rewording would unsay text already sent: then keep what is held."""
+        if text.startswith(self._sent):
+            self._window = text[len(self._sent) :] + after
 
     def _release(self, everything: bool = False) -> str:
         self._settle_article(force=everything)
