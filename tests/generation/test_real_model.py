@@ -25,6 +25,14 @@ HIT = Hit(
 )
 
 
+QUESTIONS = (
+    "Where is my parcel?",
+    "how do I reset my password",
+    "what payment methods do you accept",
+    "I need to change my shipping address",
+)
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("home")
@@ -118,8 +126,26 @@ def test_adapter_merged_into_gguf_matches_transformers(home, tmp_path):
     assert base_tokens != want  # the adapter changed the output, so the check means something
 
 
+def _next_token_choices(gguf: Path, ids: list[int]) -> list[int]:
+    """The model's top next token at every position of ``ids`` (teacher-forced)."""
+    import numpy as np
+
+    from bot.generation.engine_llama import LlamaCppEngine
+
+    engine = LlamaCppEngine(gguf, stop_ids=frozenset(), max_batch=1, context_tokens=256)
+    try:
+        engine._decode([(token, pos, 0, True) for pos, token in enumerate(ids)])
+        return [int(np.argmax(engine._logits(i))) for i in range(len(ids))]
+    finally:
+        engine.close()
+
+
 def test_requantized_gguf_keeps_the_models_output(home, tmp_path):
-    """The Q8_0 copy llama.cpp runs by default answers as the bundled Q4_1 file does."""
+    """The Q8_0 copy llama.cpp runs by default predicts as the bundled Q4_1 file does.
+
+    Compared token by token along the same text rather than by free greedy decoding: a single
+    near-tie (this base model has many) would send two free continuations apart for good.
+    """
     pytest.importorskip("llama_cpp")
     import gguf
     from transformers import AutoTokenizer
@@ -136,14 +162,23 @@ def test_requantized_gguf_keeps_the_models_output(home, tmp_path):
     assert gguf.GGMLQuantizationType.Q4_1 not in types
 
     tokenizer = AutoTokenizer.from_pretrained(cached_hf_dir(source, home / "cache"))
-    prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "Where is my parcel?"}],
-        add_generation_prompt=True,
-        tokenize=True,
-        return_dict=False,
-    )
-    want = _greedy_llama_cpp(source.gguf, list(prompt), tokenizer, 12)
-    assert _greedy_llama_cpp(out, list(prompt), tokenizer, 12) == want
+    agree = total = 0
+    for question in QUESTIONS:
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=False,
+        )
+        reply = _greedy_llama_cpp(source.gguf, list(prompt), tokenizer, 32)
+        ids = list(prompt) + reply
+        want = _next_token_choices(source.gguf, ids)[len(prompt) - 1 : -1]
+        got = _next_token_choices(out, ids)[len(prompt) - 1 : -1]
+        agree += sum(a == b for a, b in zip(got, want, strict=True))
+        total += len(want)
+    # Measured 121 of 128. Along transformers' fp32 replies to 8 questions (384 tokens), the
+    # Q4_1 file and its Q8_0 copy each chose the reference's token 96-97% of the time.
+    assert agree / total >= 0.9
 
 
 def test_shared_prompt_start_is_reused_without_changing_replies(home):
