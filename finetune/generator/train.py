@@ -93,6 +93,20 @@ def _autocast(device: torch.device, enabled: bool) -> Any:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def answer_loss(model: Any, ex: Example, device: torch.device, bf16: bool) -> tuple[Any, int]:
+    """(mean loss over the answer tokens, their count).
+
+    The answer is the end of every example, so logits are computed for its positions only:
+    over the whole prompt the vocabulary softmax and its backward took 14% of a CPU step.
+    """
+    n = sum(1 for x in ex.labels if x != -100)
+    ids = torch.tensor([ex.input_ids], device=device)
+    target = torch.tensor(ex.labels[-n:], device=device)
+    with _autocast(device, bf16):
+        logits = model(input_ids=ids, logits_to_keep=n + 1).logits[0, :-1]
+    return torch.nn.functional.cross_entropy(logits.float(), target), n
+
+
 @torch.no_grad()
 def evaluate_loss(
     model: Any, examples: Sequence[Example], device: torch.device, bf16: bool
@@ -101,11 +115,7 @@ def evaluate_loss(
     model.eval()
     total, count = 0.0, 0
     for ex in examples:
-        ids = torch.tensor([ex.input_ids], device=device)
-        labels = torch.tensor([ex.labels], device=device)
-        with _autocast(device, bf16):
-            loss = model(input_ids=ids, labels=labels).loss
-        n = sum(1 for x in ex.labels if x != -100) - 0
+        loss, n = answer_loss(model, ex, device, bf16)
         total += float(loss) * n
         count += n
     return total / max(count, 1)
@@ -183,11 +193,7 @@ def train_generator(
         batch = order[step * hp.batch_size : (step + 1) * hp.batch_size]
         batch_loss = 0.0
         for i in batch:
-            ex = train_set[i]
-            ids = torch.tensor([ex.input_ids], device=device)
-            labels = torch.tensor([ex.labels], device=device)
-            with _autocast(device, bf16):
-                loss = model(input_ids=ids, labels=labels).loss / len(batch)
+            loss = answer_loss(model, train_set[i], device, bf16)[0] / len(batch)
             loss.backward()
             batch_loss += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -58,3 +58,26 @@ def test_training_examples_mask_the_prompt(tiny_tokenizer):
     assert answer[-1] == tiny_tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert tiny_tokenizer.decode(answer, skip_special_tokens=True) == pairs[0].answer
     assert "other answer" in tiny_tokenizer.decode(example.input_ids[:n_prompt])
+
+
+def test_answer_loss_is_the_causal_lm_loss_on_the_answer(tiny_tokenizer, tiny_model):
+    """Logits for the answer positions only give the loss transformers computes from labels."""
+    import torch
+
+    from finetune.generator.train import answer_loss
+
+    pairs = [
+        QAPair(0, "cancel order", "You can cancel order {{Order Number}}.", "cancel"),
+        QAPair(1, "where is my parcel", "The tracking number is on your invoice.", "track"),
+    ]
+    hp = GeneratorHyperParams(max_answer_tokens=64)
+    cpu = torch.device("cpu")
+    for example in build_examples(pairs, _Index(), tiny_tokenizer, PromptConfig(), hp):
+        with torch.no_grad():
+            loss, n = answer_loss(tiny_model, example, cpu, bf16=False)
+            full = tiny_model(
+                input_ids=torch.tensor([example.input_ids]),
+                labels=torch.tensor([example.labels]),
+            ).loss
+        assert n == sum(1 for t in example.labels if t != -100)
+        assert float(loss) == pytest.approx(float(full), rel=1e-5)
