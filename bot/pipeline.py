@@ -183,7 +183,7 @@ class ReplyPipeline:
             gen_start = time.perf_counter()
             if pre.action != Action.HANDOFF:
                 draft = await self._draft(
-                    conv, msg, turns, understood, stream=pre.action == Action.SEND
+                    conv, msg, turns, understood, sending=pre.action == Action.SEND
                 )
             generate_ms = (time.perf_counter() - gen_start) * 1000
             decision = (
@@ -219,14 +219,25 @@ class ReplyPipeline:
         turns: tuple[tuple[str, str], ...],
         understood: Understanding,
         *,
-        stream: bool,
+        sending: bool,
     ) -> _Draft:
+        """The reply to ``msg``; ``sending``: it goes to the customer unless it is ungrounded.
+
+        A draft that will be sent streams its tokens to the conversation as they come.
+        """
         history = (*turns, (Role.CUSTOMER.value, msg.text))
         best = understood.hits[0]
         fallback, missing = fill(best.answer, history)
         generator = self.runtime.models.generator
+        if (
+            sending
+            and generator is not None
+            and generator.bundled_base
+            and not self.settings.generation.send_base_drafts
+        ):
+            generator = None  # see generation.send_base_drafts
         if generator is None:
-            # Generation off: the best retrieved answer is the reply, grounded by construction.
+            # The best retrieved answer is the reply, grounded by construction.
             return _Draft(fallback, fallback, 1.0, True, None, tuple(missing))
         from bot.generation import ReplyRequest
 
@@ -237,7 +248,7 @@ class ReplyPipeline:
             intent=understood.prediction.label if understood.prediction else None,
         )
         topic = conversation_topic(conv.id)
-        if stream:
+        if sending:
             pieces = generator.stream(request)
             async for piece in pieces:
                 if piece:
@@ -247,7 +258,7 @@ class ReplyPipeline:
             draft = await pieces.draft
         else:
             draft = await generator.generate(request)
-        if stream and not draft.grounded:
+        if sending and not draft.grounded:
             await self.bus.publish(topic, Event("retract", {"reply_to": msg.id}))
         return _Draft(
             draft.text,

@@ -92,7 +92,7 @@ def load_generator(
         model = load_transformers_model(source, cache)
         engine = TransformersEngine(model, tokenizer, max_batch=config.max_batch)
     log.info("generator %s ready (%s)", name, engine.name)
-    return LocalGenerator(
+    generator = LocalGenerator(
         engine,
         tokenizer,
         config,
@@ -101,3 +101,5 @@ def load_generator(
         embedder=embedder,
         embedder_factory=factory,
     )
+    generator.bundled_base = not str(model_path if model_path is not None else config.model)
+    return generator

@@ -76,6 +76,8 @@ class Generator(ABC):
 
     version: str = ""
     model: str = ""
+    # The bundled base model, untuned (see generation.send_base_drafts).
+    bundled_base: bool = False
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from bot.api.common import SERVICES
 from bot.auth import create_api_key
+from bot.generation.placeholders import fill
 from bot.storage.models import Feedback, KnowledgePair, Message
 from tests.conftest import build_index
 
@@ -334,7 +335,11 @@ async def test_generated_reply_streams_and_is_grounded(
     from bot.app import create_app
     from bot.settings import load_settings
 
-    settings = load_settings(home=home, server={"policy": "auto"}, generation={"backend": "local"})
+    settings = load_settings(
+        home=home,
+        server={"policy": "auto"},
+        generation={"backend": "local", "send_base_drafts": True},
+    )
     client = await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))
     conv, auth = await start(client)
     token = auth["Authorization"][7:]
@@ -363,6 +368,39 @@ async def test_generated_reply_streams_and_is_grounded(
     # An ungrounded draft is never what the customer gets: the best retrieved answer is.
     if retracted:
         assert stored.details["decision_reason"].endswith("best retrieved answer")
+
+
+@pytest.mark.slow
+async def test_base_model_drafts_are_not_sent_by_default(
+    aiohttp_client: Any, home: Any, embedder: Any
+) -> None:
+    """Without a fine-tuned generator a sure message gets the best retrieved answer, unstreamed."""
+    from bot.app import create_app
+    from bot.settings import load_settings
+
+    settings = load_settings(home=home, server={"policy": "auto"}, generation={"backend": "local"})
+    client = await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))
+    assert client.app[SERVICES].runtime.models.generator.bundled_base
+    conv, auth = await start(client)
+    token = auth["Authorization"][7:]
+    sse = await client.get(f"/api/v1/conversations/{conv}/events?token={token}")
+    events: list[tuple[str, dict[str, Any]]] = []
+    reader = asyncio.create_task(read_events(sse, events))
+    body = await say(client, conv, auth, "How can I cancel my order?")
+    reply = body["reply"]
+    assert reply["status"] == "sent"
+    for _ in range(50):
+        if any(e == "message" and d["id"] == reply["id"] for e, d in events):
+            break
+        await asyncio.sleep(0.05)
+    reader.cancel()
+    sse.close()
+    assert not [e for e, _ in events if e in ("token", "retract")]
+    async with client.app[SERVICES].db.session() as s:
+        stored = await s.get(Message, reply["id"])
+    assert stored.details["grounding"] == 1.0
+    best = stored.details["sources"][0]["answer"]
+    assert reply["text"] == fill(best, [("customer", "How can I cancel my order?")])[0]
 
 
 async def test_event_stream_outlives_idle_pings(
