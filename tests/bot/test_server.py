@@ -53,6 +53,25 @@ async def read_events(sse: Any, events: list[tuple[str, dict[str, Any]]]) -> Non
             events.append((event, json.loads(line[6:])))
 
 
+async def say_and_watch(
+    client: Any, text: str
+) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """Start a conversation, send ``text`` and return the reply with the events streamed for it."""
+    conv, auth = await start(client)
+    token = auth["Authorization"][7:]
+    sse = await client.get(f"/api/v1/conversations/{conv}/events?token={token}")
+    events: list[tuple[str, dict[str, Any]]] = []
+    reader = asyncio.create_task(read_events(sse, events))
+    reply = (await say(client, conv, auth, text))["reply"]
+    for _ in range(50):
+        if any(e == "message" and d["id"] == reply["id"] for e, d in events):
+            break
+        await asyncio.sleep(0.05)
+    reader.cancel()
+    sse.close()
+    return reply, events
+
+
 async def count(client: Any, model: type) -> int:
     async with client.app[SERVICES].db.session() as s:
         return (await s.exec(select(func.count()).select_from(model))).one()
@@ -341,22 +360,9 @@ async def test_generated_reply_streams_and_is_grounded(
         generation={"backend": "local", "send_base_drafts": True},
     )
     client = await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))
-    conv, auth = await start(client)
-    token = auth["Authorization"][7:]
-    sse = await client.get(f"/api/v1/conversations/{conv}/events?token={token}")
-    events: list[tuple[str, dict[str, Any]]] = []
-
-    reader = asyncio.create_task(read_events(sse, events))
-    body = await say(client, conv, auth, "How can I cancel my order?")
-    reply = body["reply"]
+    reply, events = await say_and_watch(client, "How can I cancel my order?")
     assert reply["status"] == "sent"
     assert reply["text"].strip() and "{{" not in reply["text"]
-    for _ in range(50):
-        if any(e == "message" and d["id"] == reply["id"] for e, d in events):
-            break
-        await asyncio.sleep(0.05)
-    reader.cancel()
-    sse.close()
     pieces = [d["text"] for e, d in events if e == "token"]
     assert len(pieces) > 3  # streamed piece by piece, before the final message
     retracted = any(e == "retract" for e, _ in events)
@@ -381,20 +387,8 @@ async def test_base_model_drafts_are_not_sent_by_default(
     settings = load_settings(home=home, server={"policy": "auto"}, generation={"backend": "local"})
     client = await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))
     assert client.app[SERVICES].runtime.models.generator.bundled_base
-    conv, auth = await start(client)
-    token = auth["Authorization"][7:]
-    sse = await client.get(f"/api/v1/conversations/{conv}/events?token={token}")
-    events: list[tuple[str, dict[str, Any]]] = []
-    reader = asyncio.create_task(read_events(sse, events))
-    body = await say(client, conv, auth, "How can I cancel my order?")
-    reply = body["reply"]
+    reply, events = await say_and_watch(client, "How can I cancel my order?")
     assert reply["status"] == "sent"
-    for _ in range(50):
-        if any(e == "message" and d["id"] == reply["id"] for e, d in events):
-            break
-        await asyncio.sleep(0.05)
-    reader.cancel()
-    sse.close()
     assert not [e for e, _ in events if e in ("token", "retract")]
     async with client.app[SERVICES].db.session() as s:
         stored = await s.get(Message, reply["id"])
