@@ -24,6 +24,7 @@ from bot.intent import IntentClassifier, IntentPrediction
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.registry import active_model_version
+from retrieval.consensus import order_answers
 from retrieval.hit import Hit
 
 log = logging.getLogger("deskbot.runtime")
@@ -246,6 +247,8 @@ class ModelRuntime:
             self.settings.retrieval.top_k,
             [p.label if p is not None else None for p in preds],
         )
+        order = self.settings.retrieval.answer_order
+        hits = [order_answers(found, order) for found in hits]
         out = []
         for pred, found in zip(preds, hits, strict=True):
             if pred is None:

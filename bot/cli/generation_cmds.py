@@ -71,13 +71,17 @@ def generate_cmd(
 ) -> None:
     """Write a reply to QUESTION; print it, its sources and its grounding score."""
     from bot.generation import ReplyRequest, load_generator
+    from retrieval.consensus import order_answers
 
     settings = ctx.settings
     embedder = _embedder(settings)
     hits: tuple[Any, ...] = ()
     if not no_retrieval:
         index = _active_index(settings, embedder)
-        hits = tuple(index.search([question], k=settings.retrieval.top_k)[0])
+        hits = order_answers(
+            index.search([question], k=settings.retrieval.top_k)[0],
+            settings.retrieval.answer_order,
+        )
     request = ReplyRequest(
         message=question, history=_parse_context(context), hits=hits, intent=intent
     )
@@ -248,6 +252,7 @@ def eval_replies_cmd(
     from bot.generation import load_generator
     from bot.generation.evaluate import Case, evaluate_replies, verbatim_scores
     from finetune.generator.data import read_pairs
+    from retrieval.consensus import order_answers
 
     settings = ctx.settings
     rows = read_pairs(data, limit=limit)
@@ -262,6 +267,7 @@ def eval_replies_cmd(
         )
     else:
         hits = _active_index(settings, embedder).search(questions, k=settings.retrieval.top_k)
+    hits = [order_answers(h, settings.retrieval.answer_order) for h in hits]
     generator = load_generator(settings, model_path, embedder=embedder)
 
     async def run() -> Any:

@@ -9,7 +9,6 @@ customer would see it.
 from __future__ import annotations
 
 import asyncio
-import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -18,27 +17,12 @@ from typing import Any
 
 from bot.generation.placeholders import fill
 from bot.generation.types import Draft, ReplyRequest
+from retrieval.consensus import lcs_f1, words
 from retrieval.hit import Hit
-
-_TOKEN = re.compile(r"[a-z0-9]+")
 
 
 def rouge_l(hypothesis: str, reference: str) -> float:
-    hyp = _TOKEN.findall(hypothesis.lower())
-    ref = _TOKEN.findall(reference.lower())
-    if not hyp or not ref:
-        return 0.0
-    prev = [0] * (len(ref) + 1)
-    for h in hyp:
-        cur = [0]
-        for j, r in enumerate(ref):
-            cur.append(prev[j] + 1 if h == r else max(prev[j + 1], cur[j]))
-        prev = cur
-    lcs = prev[-1]
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(hyp), lcs / len(ref)
-    return 2 * precision * recall / (precision + recall)
+    return lcs_f1(words(hypothesis), words(reference))
 
 
 @dataclass(frozen=True, slots=True)

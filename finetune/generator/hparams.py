@@ -43,7 +43,10 @@ class GeneratorHyperParams:
     # Targets are cut here: replies stream, so the opening carries the content; the loss on
     # long tails costs time without teaching much new.
     max_answer_tokens: int = 192
-    # Retrieved answers in the training prompt, as at inference.
+    # Retrieved answers in the training prompt, as at inference: `retrieved` hits (the
+    # default retrieval.top_k), ordered by consensus (retrieval/consensus.py), the first
+    # `sources` of them shown.
+    retrieved: int = 5
     sources: int = 2
     # Held-out distinct questions for the validation loss in metrics.json.
     val_examples: int = 16

@@ -36,6 +36,7 @@ from bot.hardware import bf16_fast
 from finetune.generator.data import QAPair, split_by_question
 from finetune.generator.hparams import GeneratorHyperParams
 from finetune.generator.retrieve import PairIndex
+from retrieval.consensus import consensus_order
 
 log = logging.getLogger("deskbot.finetune")
 
@@ -73,9 +74,13 @@ def build_examples(
     if not isinstance(end, int) or end == tokenizer.unk_token_id:
         end = tokenizer.eos_token_id
     examples: list[Example] = []
-    hits_all = index.search([p.question for p in pairs], k=hp.sources)
+    # As at inference: retrieval.top_k hits, the most agreed-on answer first; the prompt keeps
+    # the first hp.sources.
+    hits_all = index.search([p.question for p in pairs], k=max(hp.retrieved, hp.sources))
     for pair, hits in zip(pairs, hits_all, strict=True):
-        request = ReplyRequest(message=pair.question, hits=tuple(hits), intent=pair.intent)
+        request = ReplyRequest(
+            message=pair.question, hits=consensus_order(hits), intent=pair.intent
+        )
         ids = builder.build(request, max_new_tokens=hp.max_answer_tokens).ids
         answer = tokenizer(pair.answer, add_special_tokens=False)["input_ids"]
         answer = (

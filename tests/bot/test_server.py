@@ -417,3 +417,37 @@ async def test_event_stream_outlives_idle_pings(
     reader.cancel()
     sse.close()
     assert any(e == "message" and d["id"] == body["reply"]["id"] for e, d in events), events
+
+
+async def test_reply_leads_with_the_answer_the_retrieved_ones_agree_on(make_client: Any) -> None:
+    from retrieval.consensus import consensus_order
+    from retrieval.hit import Hit
+
+    client = await make_client()
+    questions = [
+        "How can I cancel my order?",
+        "where is my refund",
+        "I need to change my shipping address",
+        "what payment methods do you accept",
+        "how do I reset my password",
+        "I want to track my order",
+        "can I get an invoice for my purchase",
+        "delete my account please",
+    ]
+    differs = 0
+    for question in questions:
+        conv, auth = await start(client)
+        body = await say(client, conv, auth, question)
+        async with client.app[SERVICES].db.session() as s:
+            stored = await s.get(Message, body["message"]["id"])
+        sources = stored.details["sources"]
+        hits = [
+            Hit(x["pair_id"], x["score"], x["question"], x["answer"], x["intent"]) for x in sources
+        ]
+        assert len(hits) == 5
+        assert tuple(hits) == consensus_order(hits)  # stored in the order used
+        if body["reply"]["status"] == "sent":
+            assert body["reply"]["text"] == fill(hits[0].answer, [("customer", question)])[0]
+        differs += hits[0].score < max(h.score for h in hits)
+    # The choice matters: for some of these the nearest question's answer is not the one sent.
+    assert differs >= 2
