@@ -198,27 +198,44 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument(
+        "--flash-attention", choices=["auto", "on", "off"], default="auto", help="llama.cpp rows"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    fa = args.flash_attention
     result: dict[str, object] = {
         "machine": f"{os.cpu_count()} cores",
         "loadavg_at_start": os.getloadavg()[0],
     }
     if not args.skip_speed:
         rows = [
-            bench_runtime("llama.cpp Q8_0 from Q4_1 (base, default)", "llama_cpp", "", 128),
+            bench_runtime(
+                "llama.cpp Q8_0 from Q4_1 (base, default)",
+                "llama_cpp",
+                "",
+                128,
+                flash_attention=fa,
+            ),
             bench_runtime(
                 "llama.cpp Q4_1 (base, gguf_quant=original)",
                 "llama_cpp",
                 "",
                 128,
                 gguf_quant="original",
+                flash_attention=fa,
             ),
         ]
         if args.adapter:
             rows.append(
-                bench_runtime("llama.cpp merged Q8_0 (fine-tuned)", "llama_cpp", args.adapter, 128)
+                bench_runtime(
+                    "llama.cpp merged Q8_0 (fine-tuned)",
+                    "llama_cpp",
+                    args.adapter,
+                    128,
+                    flash_attention=fa,
+                )
             )
         if not args.skip_transformers:
             rows.append(bench_runtime("transformers fp32 (base)", "transformers", "", 48))

@@ -58,6 +58,16 @@ def cpu_has_amx(cpuinfo: str) -> bool:
 
 
 @functools.cache
+def has_avx512() -> bool:
+    """True on CPUs with AVX-512 (foundation instructions)."""
+    return cpu_has_avx512(_cpuinfo() or "")
+
+
+def cpu_has_avx512(cpuinfo: str) -> bool:
+    return "avx512f" in _flags(cpuinfo)
+
+
+@functools.cache
 def _cpuinfo() -> str | None:
     """``/proc/cpuinfo``, read once; ``None`` where there is none (not Linux)."""
     try:

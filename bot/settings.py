@@ -150,6 +150,10 @@ class GenerationSettings(Section):
     # llama.cpp runs 4/5-bit GGUF tensors re-stored as Q8_0 (converted once, cached): prompt
     # processing 1.7x faster, decoding 12% slower; "original" runs the file as it is.
     gguf_quant: Literal["Q8_0", "original"] = "Q8_0"
+    # llama.cpp's flash-attention kernel. auto: on where the CPU lacks AVX-512 (a 2-core AVX2
+    # EPYC gave 8 concurrent replies 1.17x the tokens/s with it), off where it has AVX-512 (a
+    # 2-core Xeon decoded a fifth slower with it). See README, "Reply generation performance".
+    flash_attention: Literal["auto", "on", "off"] = "auto"
     max_batch: int = Field(8, ge=1, le=64)  # sequences decoded together
     batch_wait_ms: float = Field(5.0, ge=0)  # how long a lone request waits for company
     threads: int = Field(0, ge=0)  # 0: all cores, at most 8

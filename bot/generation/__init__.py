@@ -83,6 +83,7 @@ def load_generator(
             max_batch=config.max_batch,
             context_tokens=config.context_tokens,
             threads=config.threads or None,
+            flash_attention=engine_llama.use_flash_attention(config.flash_attention),
         )
     else:
         import torch

@@ -19,7 +19,7 @@ import numpy as np
 
 from bot.errors import ModelError
 from bot.generation.scheduler import Job
-from bot.hardware import has_amx
+from bot.hardware import has_amx, has_avx512
 
 log = logging.getLogger("deskbot.generation")
 
@@ -53,6 +53,19 @@ def available() -> bool:
     return True
 
 
+def use_flash_attention(setting: str) -> bool:
+    """Resolve ``generation.flash_attention``: "auto" is on unless the CPU has AVX-512.
+
+    Measured with ``benchmarks/generation.py``: on a 2-core AVX2 EPYC (Zen 3) 8 concurrent
+    replies ran at 81 against 70 tokens/s with it (means of four interleaved runs; a lone stream
+    stepped 5-10% slower); on a 2-core AVX-512 Xeon it cost a fifth (8 concurrent 102-107
+    against 135-138 tokens/s).
+    """
+    if setting == "auto":
+        return not has_avx512()
+    return setting == "on"
+
+
 # Shorter common starts are not worth a cache operation.
 MIN_SHARED_PREFIX = 16
 
@@ -68,6 +81,7 @@ class LlamaCppEngine:
         max_batch: int = 8,
         context_tokens: int = 2048,
         threads: int | None = None,
+        flash_attention: bool = False,
     ) -> None:
         import llama_cpp as lc
 
@@ -102,13 +116,16 @@ class LlamaCppEngine:
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.no_perf = True
-        # No flash attention: llama.cpp's default ("auto") turns it on, and its CPU kernel over
-        # the f16 KV cache cost a fifth of the decode speed on a 2-core Xeon (single stream 61-65
-        # against 77-83 tok/s, 8 concurrent 102-107 against 135-138; two interleaved runs of
-        # benchmarks/generation.py). The replies stay as faithful: along transformers' fp32
-        # replies to 8 questions the Q8_0 model picked the same token 96% of the time with either
-        # kernel. Flash attention over a q8_0 cache was as fast but less faithful (94.5%).
-        cparams.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        # llama.cpp's own default ("auto") turns flash attention on wherever it can; it pays on
+        # some CPUs and costs on others, so the caller decides (``generation.flash_attention``).
+        # With the f16 KV cache the replies stay as faithful either way: along transformers'
+        # fp32 replies to 8 questions the Q8_0 model picked the same token 96% of the time with
+        # either kernel (flash attention over a q8_0 cache: 94.5%, so the cache stays f16).
+        cparams.flash_attn_type = (
+            lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            if flash_attention
+            else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
         self._ctx = lc.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             lc.llama_model_free(self._model)
@@ -121,6 +138,7 @@ class LlamaCppEngine:
         self._batch = lc.llama_batch_init(n_ctx, 0, 1)
         self._capacity = n_ctx
         self.threads = threads
+        self.flash_attention = flash_attention
         self._prefix_seq = max_batch
         self._prefix_ids: list[int] = []
         self.reused_tokens = 0  # prompt tokens not recomputed thanks to the shared prefix

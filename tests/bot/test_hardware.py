@@ -80,3 +80,30 @@ def test_amx_is_read_from_the_tile_flag() -> None:
     assert hardware.cpu_has_amx(SAPPHIRE)
     assert not hardware.cpu_has_amx(ICELAKE)
     assert not hardware.cpu_has_amx("processor\t: 0\n")
+
+
+ZEN3 = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma f16c bmi2 sha_ni vaes\n"
+
+
+def test_avx512_is_read_from_the_foundation_flag() -> None:
+    assert hardware.cpu_has_avx512(ICELAKE)
+    assert hardware.cpu_has_avx512(SAPPHIRE)
+    assert not hardware.cpu_has_avx512(ZEN3)
+
+
+@pytest.mark.parametrize(
+    ("setting", "avx512", "expected"),
+    [
+        ("auto", False, True),  # AVX2 only: flash attention paid there
+        ("auto", True, False),  # AVX-512: it cost a fifth of the decode speed
+        ("on", True, True),  # an explicit setting is never second-guessed
+        ("off", False, False),
+    ],
+)
+def test_flash_attention_follows_the_cpu_unless_set(
+    monkeypatch: pytest.MonkeyPatch, setting: str, avx512: bool, expected: bool
+) -> None:
+    from bot.generation import engine_llama
+
+    monkeypatch.setattr(engine_llama, "has_avx512", lambda: avx512)
+    assert engine_llama.use_flash_attention(setting) is expected

@@ -126,13 +126,19 @@ def test_adapter_merged_into_gguf_matches_transformers(home, tmp_path):
     assert base_tokens != want  # the adapter changed the output, so the check means something
 
 
-def _next_token_choices(gguf: Path, ids: list[int]) -> list[int]:
+def _next_token_choices(gguf: Path, ids: list[int], *, flash_attention: bool = False) -> list[int]:
     """The model's top next token at every position of ``ids`` (teacher-forced)."""
     import numpy as np
 
     from bot.generation.engine_llama import LlamaCppEngine
 
-    engine = LlamaCppEngine(gguf, stop_ids=frozenset(), max_batch=1, context_tokens=256)
+    engine = LlamaCppEngine(
+        gguf,
+        stop_ids=frozenset(),
+        max_batch=1,
+        context_tokens=256,
+        flash_attention=flash_attention,
+    )
     try:
         engine._decode([(token, pos, 0, True) for pos, token in enumerate(ids)])
         return [int(np.argmax(engine._logits(i))) for i in range(len(ids))]
@@ -179,6 +185,30 @@ def test_requantized_gguf_keeps_the_models_output(home, tmp_path):
     # Measured 121 of 128. Along transformers' fp32 replies to 8 questions (384 tokens), the
     # Q4_1 file and its Q8_0 copy each chose the reference's token 96-97% of the time.
     assert agree / total >= 0.9
+
+
+def test_flash_attention_keeps_the_models_output(home):
+    """Both attention kernels (chosen per CPU by ``generation.flash_attention``) agree."""
+    pytest.importorskip("llama_cpp")
+    from transformers import AutoTokenizer
+
+    source = resolve("")
+    assert source.gguf is not None
+    tokenizer = AutoTokenizer.from_pretrained(cached_hf_dir(source, home / "cache"))
+    agree = total = 0
+    for question in QUESTIONS:
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=False,
+        )
+        ids = list(prompt) + _greedy_llama_cpp(source.gguf, list(prompt), tokenizer, 32)
+        plain = _next_token_choices(source.gguf, ids)[len(prompt) - 1 : -1]
+        flash = _next_token_choices(source.gguf, ids, flash_attention=True)[len(prompt) - 1 : -1]
+        agree += sum(a == b for a, b in zip(flash, plain, strict=True))
+        total += len(plain)
+    assert agree / total >= 0.95
 
 
 def test_shared_prompt_start_is_reused_without_changing_replies(home):
