@@ -182,8 +182,16 @@ class ReplyPipeline:
             draft: _Draft | None = None
             gen_start = time.perf_counter()
             if pre.action != Action.HANDOFF:
+                # When the policy sends the best retrieved answer whatever a draft would say
+                # (auto, ambiguous intent), no draft is written: it would stream to the
+                # customer and then be replaced.
                 draft = await self._draft(
-                    conv, msg, turns, understood, sending=pre.action == Action.SEND
+                    conv,
+                    msg,
+                    turns,
+                    understood,
+                    sending=pre.action == Action.SEND,
+                    generate=not pre.use_fallback,
                 )
             generate_ms = (time.perf_counter() - gen_start) * 1000
             decision = (
@@ -220,15 +228,17 @@ class ReplyPipeline:
         understood: Understanding,
         *,
         sending: bool,
+        generate: bool = True,
     ) -> _Draft:
         """The reply to ``msg``; ``sending``: it goes to the customer unless it is ungrounded.
 
-        A draft that will be sent streams its tokens to the conversation as they come.
+        A draft that will be sent streams its tokens to the conversation as they come. Without
+        ``generate`` (or a generator) the reply is the best retrieved answer, filled.
         """
         history = (*turns, (Role.CUSTOMER.value, msg.text))
         best = understood.hits[0]
         fallback, missing = fill(best.answer, history)
-        generator = self.runtime.models.generator
+        generator = self.runtime.models.generator if generate else None
         if (
             sending
             and generator is not None

@@ -451,3 +451,29 @@ async def test_reply_leads_with_the_answer_the_retrieved_ones_agree_on(make_clie
         differs += hits[0].score < max(h.score for h in hits)
     # The choice matters: for some of these the nearest question's answer is not the one sent.
     assert differs >= 2
+
+
+@pytest.mark.slow
+async def test_ambiguous_message_under_auto_gets_the_retrieved_answer_without_a_draft(
+    aiohttp_client: Any, home: Any, embedder: Any
+) -> None:
+    """Policy auto sends the best retrieved answer for an unsure intent: no draft streams first."""
+    from bot.app import create_app
+    from bot.settings import load_settings
+
+    settings = load_settings(
+        home=home,
+        server={"policy": "auto"},
+        generation={"backend": "local", "send_base_drafts": True},
+    )
+    client = await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))
+    text = "I have a question about my order"
+    reply, events = await say_and_watch(client, text)
+    async with client.app[SERVICES].db.session() as s:
+        stored = await s.get(Message, reply["id"])
+    assert stored.verdict == "ambiguous"  # the case under test, not a confident one
+    assert reply["status"] == "sent"
+    assert not [e for e, _ in events if e in ("token", "retract")]
+    assert stored.details["decision_reason"] == "ambiguous; best retrieved answer"
+    best = stored.details["sources"][0]["answer"]
+    assert reply["text"] == fill(best, [("customer", text)])[0]
