@@ -26,9 +26,8 @@ from pathlib import Path
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# benchmarks.generation sets the offline environment before anything loads a model.
 from benchmarks.generation import sample_hits, settings_for  # noqa: E402
 from bot.generation import ReplyRequest, load_generator  # noqa: E402
 from bot.generation.scheduler import Job  # noqa: E402

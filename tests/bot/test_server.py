@@ -346,11 +346,8 @@ async def test_feedback_validation(make_client: Any, rating: Any) -> None:
     assert await count(client, Feedback) == 0
 
 
-@pytest.mark.slow
-async def test_generated_reply_streams_and_is_grounded(
-    aiohttp_client: Any, home: Any, embedder: Any
-) -> None:
-    """The bundled SmolLM2 writes the reply; its tokens stream to the widget as they come."""
+async def drafting_client(aiohttp_client: Any, home: Any, embedder: Any) -> Any:
+    """A server under policy auto whose bundled generator's drafts are sent."""
     from bot.app import create_app
     from bot.settings import load_settings
 
@@ -359,7 +356,15 @@ async def test_generated_reply_streams_and_is_grounded(
         server={"policy": "auto"},
         generation={"backend": "local", "send_base_drafts": True},
     )
-    client = await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))
+    return await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))
+
+
+@pytest.mark.slow
+async def test_generated_reply_streams_and_is_grounded(
+    aiohttp_client: Any, home: Any, embedder: Any
+) -> None:
+    """The bundled SmolLM2 writes the reply; its tokens stream to the widget as they come."""
+    client = await drafting_client(aiohttp_client, home, embedder)
     reply, events = await say_and_watch(client, "How can I cancel my order?")
     assert reply["status"] == "sent"
     assert reply["text"].strip() and "{{" not in reply["text"]
@@ -458,15 +463,7 @@ async def test_ambiguous_message_under_auto_gets_the_retrieved_answer_without_a_
     aiohttp_client: Any, home: Any, embedder: Any
 ) -> None:
     """Policy auto sends the best retrieved answer for an unsure intent: no draft streams first."""
-    from bot.app import create_app
-    from bot.settings import load_settings
-
-    settings = load_settings(
-        home=home,
-        server={"policy": "auto"},
-        generation={"backend": "local", "send_base_drafts": True},
-    )
-    client = await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))
+    client = await drafting_client(aiohttp_client, home, embedder)
     text = "I have a question about my order"
     reply, events = await say_and_watch(client, text)
     async with client.app[SERVICES].db.session() as s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,29 @@ def _next_token_choices(gguf: Path, ids: list[int], *, flash_attention: bool = F
         engine.close()
 
 
+def _agreement(
+    tokenizer,
+    gguf: Path,
+    want: Callable[[list[int]], list[int]],
+    got: Callable[[list[int]], list[int]],
+) -> float:
+    """How often ``got`` picks ``want``'s next token along greedy replies to QUESTIONS."""
+    agree = total = 0
+    for question in QUESTIONS:
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=False,
+        )
+        ids = list(prompt) + _greedy_llama_cpp(gguf, list(prompt), tokenizer, 32)
+        expected = want(ids)[len(prompt) - 1 : -1]
+        chosen = got(ids)[len(prompt) - 1 : -1]
+        agree += sum(a == b for a, b in zip(chosen, expected, strict=True))
+        total += len(expected)
+    return agree / total
+
+
 def test_requantized_gguf_keeps_the_models_output(home, tmp_path):
     """The Q8_0 copy llama.cpp runs by default predicts as the bundled Q4_1 file does.
 
@@ -168,23 +192,15 @@ def test_requantized_gguf_keeps_the_models_output(home, tmp_path):
     assert gguf.GGMLQuantizationType.Q4_1 not in types
 
     tokenizer = AutoTokenizer.from_pretrained(cached_hf_dir(source, home / "cache"))
-    agree = total = 0
-    for question in QUESTIONS:
-        prompt = tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}],
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=False,
-        )
-        reply = _greedy_llama_cpp(source.gguf, list(prompt), tokenizer, 32)
-        ids = list(prompt) + reply
-        want = _next_token_choices(source.gguf, ids)[len(prompt) - 1 : -1]
-        got = _next_token_choices(out, ids)[len(prompt) - 1 : -1]
-        agree += sum(a == b for a, b in zip(got, want, strict=True))
-        total += len(want)
+    agreement = _agreement(
+        tokenizer,
+        source.gguf,
+        lambda ids: _next_token_choices(source.gguf, ids),
+        lambda ids: _next_token_choices(out, ids),
+    )
     # Measured 121 of 128. Along transformers' fp32 replies to 8 questions (384 tokens), the
     # Q4_1 file and its Q8_0 copy each chose the reference's token 96-97% of the time.
-    assert agree / total >= 0.9
+    assert agreement >= 0.9
 
 
 def test_flash_attention_keeps_the_models_output(home):
@@ -195,20 +211,13 @@ def test_flash_attention_keeps_the_models_output(home):
     source = resolve("")
     assert source.gguf is not None
     tokenizer = AutoTokenizer.from_pretrained(cached_hf_dir(source, home / "cache"))
-    agree = total = 0
-    for question in QUESTIONS:
-        prompt = tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}],
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=False,
-        )
-        ids = list(prompt) + _greedy_llama_cpp(source.gguf, list(prompt), tokenizer, 32)
-        plain = _next_token_choices(source.gguf, ids)[len(prompt) - 1 : -1]
-        flash = _next_token_choices(source.gguf, ids, flash_attention=True)[len(prompt) - 1 : -1]
-        agree += sum(a == b for a, b in zip(flash, plain, strict=True))
-        total += len(plain)
-    assert agree / total >= 0.95
+    agreement = _agreement(
+        tokenizer,
+        source.gguf,
+        lambda ids: _next_token_choices(source.gguf, ids),
+        lambda ids: _next_token_choices(source.gguf, ids, flash_attention=True),
+    )
+    assert agreement >= 0.95
 
 
 def test_shared_prompt_start_is_reused_without_changing_replies(home):
