@@ -13,6 +13,7 @@ from aiohttp import web
 from bot.api import admin, agent, ops, widget
 from bot.api.common import SERVICES, Handler, cors_middleware, error_middleware
 from bot.channels import attach
+from bot.dialogue.handoff import watch_handoffs
 from bot.events import MODELS, Event
 from bot.jobs import RELOADS, JobRunner
 from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -149,6 +150,16 @@ def create_app(
                         return
 
         svc.spawn(follow_models(), name="follow-models")
+        pollers.append(
+            svc.spawn(
+                watch_handoffs(
+                    svc.pipeline.tell_waiting_handoffs,
+                    settings.handoff.check_every_s,
+                    lambda: svc.closing,
+                ),
+                name="watch-handoffs",
+            )
+        )
         if settings.server.model_poll_s > 0:
             pollers.append(
                 svc.spawn(poll_models(runtime, settings.server.model_poll_s), name="poll-models")

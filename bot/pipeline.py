@@ -8,18 +8,27 @@ confidence, verdict, sources with scores, grounding, model versions, decision an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import bindparam, update
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.dialogue import smalltalk as smalltalk_labels
+from bot.dialogue.config import DialogueConfig
+from bot.dialogue.handoff import BusinessHours
+from bot.dialogue.handoff import due as handoff_due
+from bot.dialogue.manager import Act, Plan, Reading, match_choice, plan_turn, split_requests
+from bot.dialogue.slots import SlotSpec, norm_slot, read_slot
+from bot.dialogue.state import DialogueState, PendingSlot
 from bot.events import AGENTS, Event, EventBus, conversation_topic
-from bot.generation.placeholders import fill
+from bot.generation.placeholders import SLOT, fill
 from bot.metrics import DECISIONS, REPLY_LATENCY
 from bot.policy import Action, Decision, decide
 from bot.runtime import ModelRuntime, Query, Understanding
@@ -55,8 +64,10 @@ class ReplyOutcome:
     status: Literal["sent", "pending_review", "handoff"]
     message: Message | None  # what the customer was sent (bot reply or handoff notice)
     suggestion: Suggestion | None
-    intent: str | None
+    intent: str | None  # the intent the reply is about (None for small talk)
     confidence: float | None
+    action: str = "answer"  # the dialogue act: answer, fill, ask, smalltalk, clarify...
+    quick_replies: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +76,8 @@ class ReplyOutcome:
             "status": self.status,
             "intent": self.intent,
             "confidence": self.confidence,
+            "action": self.action,
+            "quick_replies": list(self.quick_replies),
         }
 
 
@@ -76,6 +89,35 @@ class _Draft:
     grounded: bool
     model: str | None
     missing_slots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """What the bot does with one message, ready to be recorded."""
+
+    plan: Plan
+    decision: Decision
+    text: str | None  # the reply (or suggestion) text; None for a handoff
+    state: DialogueState  # the conversation's state after this message
+    quick_replies: tuple[str, ...] = ()
+    draft: _Draft | None = None
+    understood: Understanding | None = None  # what the answer was retrieved from
+    answered: bool = False  # an answer from the knowledge (not small talk or a question)
+
+
+def _customer_slots(
+    template: str,
+    specs: Mapping[str, SlotSpec],
+    history: Sequence[tuple[str, str]] | None = None,
+    facts: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The slots of ``template`` the bot can ask for; with ``history``, only those that the
+    conversation (or ``facts``) does not fill."""
+    if history is None:
+        names = [m.group(1) for m in SLOT.finditer(template)]
+    else:
+        names = fill(template, history, facts=facts, ask=False)[1]
+    return [n for n in dict.fromkeys(names) if norm_slot(n) in specs]
 
 
 def _sources(hits: tuple[Hit, ...]) -> list[dict[str, Any]]:
@@ -111,6 +153,8 @@ class ReplyPipeline:
         self.runtime = runtime
         self.bus = bus
         self.outbox = outbox
+        self.dialogue = DialogueConfig.from_settings(settings)
+        self.hours = BusinessHours.parse(settings.handoff.hours, settings.handoff.timezone)
 
     async def _load(
         self,
@@ -167,51 +211,26 @@ class ReplyPipeline:
             understood = await self.runtime.understand(
                 Query(msg.text, context if self.settings.retrieval.context_turns else ())
             )
+            state = DialogueState.from_json(conv.state)
+            reading, found = await self._read(state, msg.text, understood)
             understand_ms = (time.perf_counter() - started) * 1000
-            pred = understood.prediction
-            intent = pred.intent if pred else None
-            verdict = pred.verdict if pred else None
-            pre = decide(
-                self.settings.server.policy,
-                intent=intent,
-                verdict=verdict,
-                grounded=True,
-                has_answer=bool(understood.hits),
-                human_label=self.settings.intent.human_label,
+            plan = plan_turn(
+                state,
+                msg.text,
+                reading,
+                exclude=self.dialogue.exclude,
+                max_clarifications=self.settings.dialogue.max_clarifications,
+                clarify_most=self.settings.dialogue.clarify_options,
             )
-            draft: _Draft | None = None
             gen_start = time.perf_counter()
-            if pre.action != Action.HANDOFF:
-                # When the policy sends the best retrieved answer whatever a draft would say
-                # (auto, ambiguous intent), no draft is written: it would stream to the
-                # customer and then be replaced.
-                draft = await self._draft(
-                    conv,
-                    msg,
-                    turns,
-                    understood,
-                    sending=pre.action == Action.SEND,
-                    generate=not pre.use_fallback,
-                )
+            turn = await self._carry_out(conv, msg, turns, understood, found, state, plan)
             generate_ms = (time.perf_counter() - gen_start) * 1000
-            decision = (
-                pre
-                if draft is None
-                else decide(
-                    self.settings.server.policy,
-                    intent=intent,
-                    verdict=verdict,
-                    grounded=draft.grounded,
-                    has_answer=True,
-                    human_label=self.settings.intent.human_label,
-                )
-            )
             timings = {
                 "understand_ms": round(understand_ms, 2),
                 "generate_ms": round(generate_ms, 2),
                 "total_ms": round((time.perf_counter() - started) * 1000, 2),
             }
-            outcome = await self._record(conv, msg, understood, draft, decision, timings)
+            outcome = await self._record(conv, msg, understood, state, turn, timings)
             REPLY_LATENCY.observe(time.perf_counter() - started)
             DECISIONS.labels(outcome.status).inc()
             return outcome
@@ -219,6 +238,277 @@ class ReplyPipeline:
             await self.bus.publish(
                 conversation_topic(conv.id), Event("typing", {"who": "bot", "on": False})
             )
+
+    # -- reading a message in its conversation ---------------------------------------------
+
+    async def _read(
+        self, state: DialogueState, text: str, understood: Understanding
+    ) -> tuple[Reading, dict[str, Understanding]]:
+        """What the message says in this conversation: small talk, a value, a choice, a
+        follow-up, further requests. Returns the reading and what was retrieved for intents
+        other than the message's own (keyed by intent)."""
+        cfg = self.settings.dialogue
+        pred = understood.prediction
+        confident = pred is not None and pred.verdict == "confident"
+        guess = understood.smalltalk
+        smalltalk = None
+        if guess is not None and guess.score >= cfg.smalltalk_threshold:
+            # A question that merely opens with "hi" is closer to a known question.
+            if not (confident and understood.domain_score >= guess.score):
+                smalltalk = guess.label
+        human = smalltalk == smalltalk_labels.HUMAN or (
+            confident and pred is not None and pred.intent in self.dialogue.human_labels
+        )
+        if smalltalk == smalltalk_labels.HUMAN:
+            smalltalk = None
+        reading = Reading(
+            intent=pred.intent if pred else None,
+            verdict=pred.verdict if pred else None,
+            top_k=pred.top_k if pred else (),
+            smalltalk=smalltalk,
+            human=human,
+            in_domain=understood.domain_score >= cfg.in_domain_score,
+        )
+        found: dict[str, Understanding] = {}
+        if state.pending is not None:
+            reading = replace(
+                reading, slot=read_slot(text, state.pending.slot, self.dialogue.slots)
+            )
+        elif state.topic_answer and state.active_intent:
+            # A bare value after an answer that used it: a correction for the same topic.
+            for slot in _customer_slots(state.topic_answer, self.dialogue.slots):
+                got = read_slot(text, slot, self.dialogue.slots)
+                if got.value and got.mostly_value:
+                    reading = replace(reading, slot=got, slot_name=slot)
+                    break
+        if state.clarify is not None:
+            labels = [self.dialogue.title(i) for i in state.clarify.options]
+            choice = match_choice(text, state.clarify.options, labels)
+            if choice is None and confident and pred is not None:
+                if pred.intent in state.clarify.options:
+                    choice = pred.intent
+            reading = replace(reading, choice=choice)
+        settled = (
+            human
+            or smalltalk is not None
+            or reading.choice is not None
+            or (reading.slot is not None and reading.slot.value is not None)
+        )
+        if settled:
+            return reading, found
+        if (
+            not confident
+            and cfg.follow_ups
+            and state.active_intent
+            and state.topic_question
+            and pred is not None
+        ):
+            joined = f"{state.topic_question} {text}"
+            again = await self.runtime.understand(Query(joined))
+            p2 = again.prediction
+            if (
+                p2 is not None
+                and p2.verdict == "confident"
+                and p2.intent not in self.dialogue.exclude
+            ):
+                found[p2.intent] = again
+                reading = replace(reading, context_intent=p2.intent)
+        if cfg.split_requests and pred is not None and pred.verdict != "out_of_scope":
+            parts = split_requests(text)
+            if len(parts) > 1:
+                reading = await self._several(reading, parts, found)
+        return reading, found
+
+    async def _several(
+        self, reading: Reading, parts: list[str], found: dict[str, Understanding]
+    ) -> Reading:
+        """A message holding several requests: the first is answered as the message's intent
+        and the others with it ("cancel my order and send me the invoice")."""
+        read = await asyncio.gather(*(self.runtime.understand(Query(p)) for p in parts))
+        wanted: list[tuple[str, str]] = []
+        for part, u in zip(parts, read, strict=True):
+            p = u.prediction
+            if p is None or p.verdict != "confident" or p.intent in self.dialogue.exclude:
+                continue
+            if all(p.intent != i for i, _ in wanted):
+                wanted.append((p.intent, part))
+                found.setdefault(p.intent, u)
+        if len(wanted) < 2:
+            return reading
+        first = wanted[0][0]
+        if reading.verdict == "confident" and reading.intent in dict(wanted):
+            first = reading.intent  # type: ignore[assignment]
+        also = tuple((i, t) for i, t in wanted if i != first)
+        return replace(reading, intent=first, verdict="confident", also=also)
+
+    # -- carrying a plan out -------------------------------------------------------------------
+
+    async def _carry_out(
+        self,
+        conv: Conversation,
+        msg: Message,
+        turns: tuple[tuple[str, str], ...],
+        understood: Understanding,
+        found: dict[str, Understanding],
+        state: DialogueState,
+        plan: Plan,
+    ) -> _Turn:
+        policy = self.settings.server.policy
+        known = self._known_intents()
+        if plan.act == Act.HANDOFF:
+            return _Turn(plan, Decision(Action.HANDOFF, plan.reason), None, plan.state)
+        if plan.act == Act.SMALLTALK:
+            key = plan.smalltalk or "greet"
+            text = self.dialogue.say(key, known)
+            return _Turn(plan, Decision(Action.SEND, plan.reason), text, plan.state)
+        if plan.act == Act.CAPABILITIES:
+            text = self.dialogue.say("out_of_domain", known)
+            replies = (self.dialogue.say("talk_to_person"),)
+            return _Turn(plan, Decision(Action.SEND, plan.reason), text, plan.state, replies)
+        if plan.act == Act.CLARIFY and policy == "assist" and plan.options:
+            # Under assist every answer is reviewed: the agent gets the best guess to fix.
+            guess = plan.options[0]
+            plan = replace(
+                plan,
+                act=Act.ANSWER,
+                intent=guess,
+                question=msg.text,
+                state=replace(
+                    plan.state, clarify=None, active_intent=guess, topic_question=msg.text
+                ),
+            )
+            history = (*turns, (Role.CUSTOMER.value, msg.text))
+            facts = {**self.settings.generation.facts, **plan.state.slots}
+            return await self._answer(conv, msg, turns, understood, found, plan, history, facts)
+        if plan.act == Act.CLARIFY:
+            key = (
+                "clarify"
+                if plan.state.clarify and plan.state.clarify.attempts == 1
+                else "clarify_again"
+            )
+            labels = tuple(self.dialogue.title(i) for i in plan.options)
+            replies = (*labels, self.dialogue.say("something_else"))
+            text = (
+                self.dialogue.say(key, known)
+                + "\n"
+                + "\n".join(f"{n}. {label}" for n, label in enumerate(replies, 1))
+            )
+            return _Turn(plan, Decision(Action.SEND, plan.reason), text, plan.state, replies)
+        history = (*turns, (Role.CUSTOMER.value, msg.text))
+        facts = {**self.settings.generation.facts, **plan.state.slots}
+        if plan.act == Act.ASK:
+            pending = plan.state.pending
+            assert pending is not None
+            spec = self.dialogue.slots.get(norm_slot(pending.slot))
+            phrase = spec.phrase if spec else pending.slot.lower()
+            text = self.dialogue.say(
+                "ask_slot_again", known, slot=phrase, example=spec.example if spec else ""
+            )
+            return _Turn(plan, Decision(Action.SEND, plan.reason), text, plan.state)
+        if plan.act == Act.FILL:
+            text, _ = fill(plan.answer or "", history, facts=facts, ask=False)
+            decision = decide(
+                policy,
+                intent=plan.intent,
+                verdict="confident",
+                grounded=True,
+                has_answer=bool(text),
+                human_label=self.settings.intent.human_label,
+            )
+            return _Turn(
+                plan, decision, text, plan.state.evolve(topic_answer=plan.answer), answered=True
+            )
+        return await self._answer(conv, msg, turns, understood, found, plan, history, facts)
+
+    async def _answer(
+        self,
+        conv: Conversation,
+        msg: Message,
+        turns: tuple[tuple[str, str], ...],
+        understood: Understanding,
+        found: dict[str, Understanding],
+        plan: Plan,
+        history: tuple[tuple[str, str], ...],
+        facts: dict[str, str],
+    ) -> _Turn:
+        """Answer ``plan.intent``: ask first for a value the answer needs, else the reply
+        path as before (draft, grounding, policy)."""
+        assert plan.intent is not None and plan.question is not None
+        pred = understood.prediction
+        own = pred is not None and plan.intent == pred.intent and plan.question == msg.text
+        if own:
+            u = understood
+        elif plan.intent in found:
+            u = found[plan.intent]
+        else:
+            u = await self.runtime.understand(Query(plan.question, intent=plan.intent))
+        hits = tuple(h for h in u.hits if h.intent == plan.intent) or u.hits
+        verdict = pred.verdict if own and pred is not None else "confident"
+        if not hits:
+            decision = Decision(Action.HANDOFF, "nothing relevant retrieved")
+            return _Turn(plan, decision, None, plan.state, understood=u)
+        template = hits[0].answer
+        for intent, _ in plan.also:
+            extra = found.get(intent)
+            same = [h for h in extra.hits if h.intent == intent] if extra else []
+            if same:
+                template += f"\n\n{self.dialogue.title(intent)}: {same[0].answer}"
+        state = plan.state.evolve(topic_answer=template)
+        pre = decide(
+            self.settings.server.policy,
+            intent=plan.intent,
+            verdict=verdict,
+            grounded=True,
+            has_answer=True,
+            human_label=self.settings.intent.human_label,
+        )
+        if pre.action == Action.SEND:
+            # Only an answer that would go out asks for its value; a suggestion is the agent's.
+            ask = next(iter(_customer_slots(template, self.dialogue.slots, history, facts)), None)
+            if ask is not None:
+                spec = self.dialogue.slots[norm_slot(ask)]
+                pending = PendingSlot(ask, plan.intent, template, plan.question)
+                text = self.dialogue.say("ask_slot", slot=spec.phrase)
+                decision = Decision(Action.SEND, f"asks for the {ask}")
+                asked = replace(plan, act=Act.ASK)
+                return _Turn(asked, decision, text, state.evolve(pending=pending), understood=u)
+        if pre.action == Action.HANDOFF:
+            return _Turn(plan, pre, None, state, understood=u)
+        focused = Understanding(
+            u.prediction if not own else pred,
+            hits,
+            u.intent_source,
+            u.smalltalk,
+            u.domain_score,
+        )
+        draft = await self._draft(
+            conv,
+            msg,
+            turns,
+            focused,
+            sending=pre.action == Action.SEND,
+            generate=not pre.use_fallback and not plan.also,
+            template=template,
+        )
+        decision = decide(
+            self.settings.server.policy,
+            intent=plan.intent,
+            verdict=verdict,
+            grounded=draft.grounded,
+            has_answer=True,
+            human_label=self.settings.intent.human_label,
+        )
+        text = draft.fallback if decision.use_fallback else draft.text
+        return _Turn(plan, decision, text, state, draft=draft, understood=u, answered=True)
+
+    def _known_intents(self) -> list[str]:
+        intent = self.runtime.models.intent
+        if intent is not None:
+            return list(intent.labels)
+        index = self.runtime.models.index
+        if index is not None:
+            return [i for i, _ in sorted(index.intents().items(), key=lambda kv: -kv[1])]
+        return []
 
     async def _draft(
         self,
@@ -229,6 +519,7 @@ class ReplyPipeline:
         *,
         sending: bool,
         generate: bool = True,
+        template: str | None = None,
     ) -> _Draft:
         """The reply to ``msg``; ``sending``: it goes to the customer unless it is ungrounded.
 
@@ -236,8 +527,9 @@ class ReplyPipeline:
         ``generate`` (or a generator) the reply is the best retrieved answer, filled.
         """
         history = (*turns, (Role.CUSTOMER.value, msg.text))
-        best = understood.hits[0]
-        fallback, missing = fill(best.answer, history)
+        best = template if template is not None else understood.hits[0].answer
+        facts = {**self.settings.generation.facts}
+        fallback, missing = fill(best, history, facts=facts)
         generator = self.runtime.models.generator if generate else None
         if (
             sending
@@ -284,25 +576,49 @@ class ReplyPipeline:
         conv: Conversation,
         msg: Message,
         understood: Understanding,
-        draft: _Draft | None,
-        decision: Decision,
+        before: DialogueState,
+        turn: _Turn,
         timings: dict[str, float],
     ) -> ReplyOutcome:
         pred = understood.prediction
+        draft, decision, plan = turn.draft, turn.decision, turn.plan
         versions = {k: v for k, v in self.runtime.models.versions.items() if v}
         if draft is not None and draft.model:
             versions["generator"] = draft.model
+        guess = understood.smalltalk
         details = {
-            "sources": _sources(understood.hits),
+            "sources": _sources((turn.understood or understood).hits),
             "intent_source": understood.intent_source,
             "top_k": [list(x) for x in pred.top_k] if pred else [],
             "grounding": draft.grounding if draft else None,
             "decision_reason": decision.reason,
+            "dialogue": {
+                "act": plan.act.value,
+                "reason": plan.reason,
+                "intent": plan.intent,
+                "also": [i for i, _ in plan.also],
+                "smalltalk": [guess.label, round(guess.score, 4)] if guess else None,
+                "domain_score": round(understood.domain_score, 4),
+            },
+            "state": before.as_json(),  # the state the decision was made in
             **timings,
         }
-        text = None
-        if draft is not None:
-            text = draft.fallback if decision.use_fallback else draft.text
+        text = turn.text
+        state = turn.state
+        notice = HANDOFF_NOTICE
+        if decision.action == Action.HANDOFF:
+            now = datetime.now(UTC)
+            closed = not self.hours.is_open(now)
+            if closed:
+                notice = self.dialogue.say("handoff_closed", hours=self.hours.text)
+            state = replace(
+                state, handoff_at=now.isoformat(), handoff_notified=closed, last_action="handoff"
+            )
+        else:
+            state = replace(state, last_action=plan.act.value)
+        intent = plan.intent
+        if intent is None and decision.action == Action.HANDOFF and pred is not None:
+            intent = pred.intent
         reply: Message | None = None
         suggestion: Suggestion | None = None
         async with self.db.session() as s:
@@ -321,9 +637,12 @@ class ReplyPipeline:
                     "details": details,
                 },
             )
-            conv_values: dict[str, Any] = {"updated_at": utcnow()}
+            conv_values: dict[str, Any] = {"updated_at": utcnow(), "state": state.as_json()}
             if decision.action == Action.SEND:
                 assert text is not None
+                reply_details: dict[str, Any] = {**details, "reply_to": msg.id}
+                if turn.quick_replies:
+                    reply_details["quick_replies"] = list(turn.quick_replies)
                 reply = await insert_message(
                     s,
                     {
@@ -331,12 +650,12 @@ class ReplyPipeline:
                         "channel": conv.channel,
                         "role": Role.BOT,
                         "text": text,
-                        "intent": pred.intent if pred else None,
+                        "intent": intent,
                         "confidence": pred.confidence if pred else None,
                         "verdict": pred.verdict if pred else None,
                         "decision": decision.action.value,
                         "model_versions": versions,
-                        "details": {**details, "reply_to": msg.id},
+                        "details": reply_details,
                         "created_at": utcnow(),
                     },
                 )
@@ -347,7 +666,7 @@ class ReplyPipeline:
                     message_id=msg.id,
                     draft=text,
                     sources=details["sources"],
-                    intent=pred.intent if pred else None,
+                    intent=intent,
                     confidence=pred.confidence if pred else None,
                     grounding=details["grounding"],
                 )
@@ -360,7 +679,7 @@ class ReplyPipeline:
                         "conversation_id": conv.id,
                         "channel": conv.channel,
                         "role": Role.SYSTEM,
-                        "text": HANDOFF_NOTICE,
+                        "text": notice,
                         "decision": decision.action.value,
                         "model_versions": {},
                         "details": {"reason": decision.reason, "reply_to": msg.id},
@@ -369,6 +688,7 @@ class ReplyPipeline:
                 )
             await conn.execute(_UPDATE_CONVERSATION, {"row_id": conv.id, **conv_values})
             await s.flush()
+            conv.state = conv_values["state"]
             if "status" in conv_values:
                 conv.status = conv_values["status"]
             queued = (
@@ -388,9 +708,84 @@ class ReplyPipeline:
             status,
             reply,
             suggestion,
-            pred.intent if pred else None,
+            intent,
             pred.confidence if pred else None,
+            plan.act.value,
+            turn.quick_replies if decision.action == Action.SEND else (),
         )
+
+    async def tell_waiting_handoffs(self, now: datetime | None = None) -> int:
+        """Tell customers whose handoff nobody took within ``handoff.wait_s`` so, once each.
+
+        Returns how many were told.
+        """
+        now = now or datetime.now(UTC)
+        wait_s = self.settings.handoff.wait_s
+        async with self.db.session() as s:
+            rows = (
+                await s.exec(
+                    select(Conversation.id, Conversation.state)  # type: ignore[call-overload]
+                    .where(
+                        Conversation.status == ConversationStatus.HANDOFF,
+                        col(Conversation.assigned_agent).is_(None),
+                    )
+                    .order_by(col(Conversation.updated_at))
+                    .limit(500)
+                )
+            ).all()
+        due = [
+            cid
+            for cid, raw in rows
+            if not (raw or {}).get("handoff_notified")
+            and handoff_due((raw or {}).get("handoff_at"), now, wait_s)
+        ]
+        told = 0
+        for cid in due:
+            told += await self._tell_waiting(cid, now)
+        return told
+
+    async def _tell_waiting(self, conversation_id: int, now: datetime) -> int:
+        text = self.dialogue.say("handoff_wait")
+        async with self.db.session() as s:
+            # The row lock (PostgreSQL; SQLite has one writer) makes one process tell it.
+            conv = (
+                await s.exec(
+                    select(Conversation).where(Conversation.id == conversation_id).with_for_update()
+                )
+            ).one_or_none()
+            if conv is None or conv.status != ConversationStatus.HANDOFF or conv.assigned_agent:
+                return 0
+            state = DialogueState.from_json(conv.state)
+            if state.handoff_notified:
+                return 0
+            conv.state = replace(state, handoff_notified=True).as_json()
+            conv.updated_at = utcnow()
+            s.add(conv)
+            notice = await insert_message(
+                s,
+                {
+                    "conversation_id": conv.id,
+                    "channel": conv.channel,
+                    "role": Role.SYSTEM,
+                    "text": text,
+                    "decision": None,
+                    "model_versions": {},
+                    "details": {"reason": "no agent took the handoff"},
+                    "created_at": utcnow(),
+                },
+            )
+            await s.flush()
+            queued = self.outbox is not None and await self.outbox.queue(s, conv, notice)
+        if queued:
+            self.outbox.wake()  # type: ignore[union-attr]
+        await self.bus.publish(
+            conversation_topic(conversation_id), Event("message", message_json(notice))
+        )
+        await self.bus.publish(
+            AGENTS,
+            Event("queue", {"reason": "handoff_waiting", "conversation_id": conversation_id}),
+        )
+        return 1
 
     async def _announce(
         self,

@@ -234,6 +234,7 @@ async def set_owner(
         else:
             conv.status = ConversationStatus.BOT
             conv.assigned_agent = None
+            conv.state = {}  # the bot resumes with a fresh dialogue state
         conv.updated_at = utcnow()
         s.add(conv)
     await svc.bus.publish(

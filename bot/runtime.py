@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.batching import MicroBatcher
+from bot.dialogue.smalltalk import SmallTalkGuess, SmallTalkModel
 from bot.errors import ModelError
 from bot.intent import IntentClassifier, IntentPrediction
 from bot.settings import Settings
@@ -38,6 +39,9 @@ KNN_OUT_OF_SCOPE = 0.45
 class Query:
     text: str
     context: tuple[str, ...] = ()  # earlier customer turns, oldest first
+    # Retrieve answers of this intent only (a clarification the customer answered, a
+    # follow-up read with the topic); the prediction is still the model's for ``text``.
+    intent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,10 @@ class Understanding:
     prediction: IntentPrediction | None
     hits: tuple[Hit, ...]
     intent_source: str  # "model", "retrieval" or "none"
+    smalltalk: SmallTalkGuess | None = None  # the nearest small-talk example
+    # Cosine similarity of the message alone to the nearest known question (no boosts):
+    # how close it is to anything the bot has answers for.
+    domain_score: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,7 @@ class ModelRuntime:
         self.db = db
         self.models = ModelSet(embedder=embedder)
         self.want_generator = load_generator and settings.generation.backend != "off"
+        self.smalltalk = SmallTalkModel()
         self._swap_lock = asyncio.Lock()
         batch = settings.server.batch_max_size if settings.server.batching else 1
         parallel = settings.server.parallel_encoders and (os.cpu_count() or 1) > 1
@@ -226,7 +235,11 @@ class ModelRuntime:
         if not has_index:
             if intent is not None:
                 preds = list(intent.predict(texts))
-            return [Understanding(p, (), "model" if p else "none") for p in preds]
+            chat = self._smalltalk(texts, None)
+            return [
+                Understanding(p, (), "model" if p else "none", c)
+                for p, c in zip(preds, chat, strict=True)
+            ]
         job = None
         if intent is not None and self._side is not None:
             # The two encoders are independent: the retrieval one runs on the side thread
@@ -242,20 +255,44 @@ class ModelRuntime:
             # encoder: when that is the retrieval encoder, it takes these.
             share = intent.frozen_encoder == models.index.embedder.name
             preds = list(intent.predict_logits(logits, texts, plain if share else None))
-        hits = models.index.search_vectors(
-            vectors,
-            self.settings.retrieval.top_k,
-            [p.label if p is not None else None for p in preds],
-        )
+        labels = [
+            q.intent or (p.label if p is not None else None)
+            for q, p in zip(queries, preds, strict=True)
+        ]
+        forced = [i for i, q in enumerate(queries) if q.intent]
+        hits = models.index.search_vectors(vectors, self.settings.retrieval.top_k, labels)
+        if forced:
+            # A chosen intent is a filter, not a boost: only its answers may answer.
+            only = models.index.search_vectors(
+                vectors[forced],
+                self.settings.retrieval.top_k,
+                [labels[i] for i in forced],
+                intent_mode="filter",
+            )
+            for i, found in zip(forced, only, strict=True):
+                hits[i] = found
+        domain = models.index.search_vectors(plain, 1, intent_mode="off")
+        chat = self._smalltalk(texts, plain)
         order = self.settings.retrieval.answer_order
         hits = [order_answers(found, order) for found in hits]
         out = []
-        for pred, found in zip(preds, hits, strict=True):
+        for pred, found, near, guess in zip(preds, hits, domain, chat, strict=True):
+            score = near[0].score if near else 0.0
             if pred is None:
-                out.append(Understanding(_intent_from_hits(found), tuple(found), "retrieval"))
+                pred, source = _intent_from_hits(found), "retrieval"
             else:
-                out.append(Understanding(pred, tuple(found), "model"))
+                source = "model"
+            out.append(Understanding(pred, tuple(found), source, guess, score))
         return out
+
+    def _smalltalk(self, texts: list[str], plain: Any) -> list[SmallTalkGuess | None]:
+        """The nearest small-talk example of each text, in the retrieval encoder's space."""
+        embedder = self.models.embedder
+        if embedder is None or not texts:
+            return [None] * len(texts)
+        if plain is None:
+            plain = embedder.encode(texts)
+        return list(self.smalltalk.classify(plain, embedder))
 
     async def understand(self, query: Query) -> Understanding:
         return await self.batcher.submit(query)

@@ -30,6 +30,7 @@ def message_json(m: Message) -> dict[str, Any]:
         "verdict": m.verdict,
         "author": m.author,
         "reply_to": (m.details or {}).get("reply_to"),
+        "quick_replies": (m.details or {}).get("quick_replies") or [],
     }
 
 
@@ -59,6 +60,7 @@ def conversation_json(c: Conversation) -> dict[str, Any]:
         "assigned_agent": c.assigned_agent,
         "created_at": _ts(c.created_at),
         "updated_at": _ts(c.updated_at),
+        "state": c.state or {},
     }
 
 

@@ -266,6 +266,88 @@ class LearningSettings(Section):
         return value
 
 
+class SlotSettings(Section):
+    """One slot the bot asks for (``[dialogue.slots."Order Number"]``)."""
+
+    phrase: str = Field(min_length=1)  # how the question names it: "your order number"
+    kind: Literal["identifier", "email", "text"] = "identifier"
+    example: str = ""  # shown when a value is refused: "ORD-12345"
+    pattern: str = ""  # an identifier must also match this (RE2 syntax, one token)
+    min_digits: int = Field(3, ge=0, le=32)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        if value:
+            from bot.dialogue.slots import SlotSpec
+
+            try:
+                SlotSpec("x", pattern=value)
+            except SettingsError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
+class DialogueSettings(Section):
+    """Conversations around the reply path: small talk, slots, follow-ups, clarification."""
+
+    # Small talk is the nearest built-in example when it is at least this similar (cosine in
+    # the retrieval encoder's space) and no confident question is closer.
+    smalltalk_threshold: float = Field(0.75, ge=0, le=1)
+    # An unsure message at least this similar to a known question is in domain (offer the
+    # likely intents); below it the bot says what it can help with and offers a person.
+    in_domain_score: float = Field(0.55, ge=0, le=1)
+    clarify_options: int = Field(3, ge=2, le=4)
+    # Clarifications for one message before a person takes over.
+    max_clarifications: int = Field(2, ge=1, le=5)
+    # Read an unsure message again joined to the topic's question ("and how long?").
+    follow_ups: bool = True
+    # Look for a second request in one message ("cancel my order and send the invoice").
+    split_requests: bool = True
+    # Intent labels that mean "let me talk to a person".
+    human_labels: list[str] = Field(default_factory=lambda: ["human_agent", "contact_human_agent"])
+    # What the bot says it can help with; empty: the titles of the intents it knows.
+    capabilities: str = ""
+    intent_titles: dict[str, str] = Field(default_factory=dict)  # quick-reply labels
+    # Reply texts by key (greet, thanks, bye, out_of_domain, ask_slot, clarify, handoff_wait...,
+    # see bot/dialogue/smalltalk.py); {company} and {capabilities} are filled in.
+    replies: dict[str, str] = Field(default_factory=dict)
+    # Slots the bot asks for, by the answers' slot name; these extend the built-in ones.
+    slots: dict[str, SlotSettings] = Field(default_factory=dict)
+
+    @field_validator("replies")
+    @classmethod
+    def _known_replies(cls, value: dict[str, str]) -> dict[str, str]:
+        from bot.dialogue.smalltalk import REPLIES
+
+        unknown = sorted(set(value) - set(REPLIES))
+        if unknown:
+            raise ValueError(f"unknown reply keys {unknown}; known: {sorted(REPLIES)}")
+        return value
+
+
+class HandoffSettings(Section):
+    """What happens after the bot hands a conversation to the team."""
+
+    # Tell the customer when no agent has taken the conversation after this many seconds.
+    wait_s: float = Field(300.0, gt=0)
+    # Business hours, e.g. "Mon-Fri 09:00-17:00" or "Mon-Fri 09:00-17:00, Sat 10:00-14:00";
+    # empty: always open. Outside them a handoff says so at once.
+    hours: str = ""
+    timezone: str = "UTC"
+    check_every_s: float = Field(15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _parses(self) -> HandoffSettings:
+        from bot.dialogue.handoff import BusinessHours
+
+        try:
+            BusinessHours.parse(self.hours, self.timezone)
+        except SettingsError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
 class Settings(BaseSettings):
     """Validated settings for one deskbot process."""
 
@@ -288,6 +370,8 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     connectors: ConnectorsSettings = Field(default_factory=ConnectorsSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
+    dialogue: DialogueSettings = Field(default_factory=DialogueSettings)
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -76,6 +76,8 @@ class Conversation(SQLModel, table=True):
     meta: dict[str, Any] = _json(dict)
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
+    # The dialogue state (bot/dialogue/state.py): active intent, pending slot, clarification.
+    state: dict[str, Any] = _json(dict)
 
 
 class Message(SQLModel, table=True):

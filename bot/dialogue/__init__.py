@@ -1,0 +1,1 @@
+"""Conversations around the reply path: dialogue state, small talk, slots, clarification."""

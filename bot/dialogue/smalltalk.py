@@ -1,0 +1,317 @@
+"""Small talk: greetings, thanks, goodbyes, yes/no, "are you a bot?", requests for a person.
+
+A separate small model that every deployment gets, whatever its own intents: the nearest
+labelled example, by cosine similarity in the retrieval encoder's space, over the examples
+below. The server already has each message's vector from that encoder, so recognising small
+talk costs one small matrix product per batch. Whether a message *is* small talk rather than a
+question that opens with a greeting is decided against the deployment's own knowledge (see
+:func:`bot.dialogue.manager.read_signals`), so "hi, I want to cancel my order" is a question.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Labels the dialogue manager acts on. "human" is an explicit request for a person.
+GREET, THANKS, BYE, AFFIRM, DENY, BOT, CAPABILITIES, ABUSE, HUMAN = (
+    "greet",
+    "thanks",
+    "bye",
+    "affirm",
+    "deny",
+    "bot",
+    "capabilities",
+    "abuse",
+    "human",
+)
+
+EXAMPLES: Mapping[str, tuple[str, ...]] = {
+    GREET: (
+        "hi",
+        "hello",
+        "hey",
+        "hi there",
+        "hello there",
+        "hey there",
+        "hiya",
+        "howdy",
+        "good morning",
+        "good afternoon",
+        "good evening",
+        "morning",
+        "greetings",
+        "hi!",
+        "hello?",
+        "hey, anyone there?",
+        "is anybody there?",
+        "hello, are you there?",
+        "hi, how are you?",
+        "how are you doing?",
+        "how's it going?",
+        "yo",
+        "sup",
+        "hey hey",
+        "hellooo",
+        "hi team",
+        "hello support",
+        "hi bot",
+        "good day",
+        "hey, good morning",
+        "hello, I have a question",
+        "hi, can you help me?",
+        "can you help me?",
+        "I need some help",
+        "bonjour",
+        "hola",
+    ),
+    THANKS: (
+        "thanks",
+        "thank you",
+        "thank you so much",
+        "thanks a lot",
+        "many thanks",
+        "thx",
+        "ty",
+        "cheers",
+        "much appreciated",
+        "thanks for your help",
+        "thank you very much",
+        "great, thanks",
+        "ok thanks",
+        "perfect, thank you",
+        "awesome thanks",
+        "that helps, thanks",
+        "that was helpful",
+        "thanks, that solved it",
+        "appreciate it",
+        "thank you for the help",
+        "super, thanks!",
+        "thanks a million",
+        "brilliant, cheers",
+        "got it, thanks",
+        "ok great thank you",
+        "thanks, that's all I needed",
+    ),
+    BYE: (
+        "bye",
+        "goodbye",
+        "bye bye",
+        "see you",
+        "see you later",
+        "have a nice day",
+        "have a good day",
+        "that's all",
+        "that's all for now",
+        "nothing else",
+        "I'm done",
+        "talk to you later",
+        "take care",
+        "ok bye",
+        "good night",
+        "later",
+        "cya",
+        "that's everything, bye",
+        "no that's all, thanks",
+        "I'm all set",
+    ),
+    AFFIRM: (
+        "yes",
+        "yeah",
+        "yep",
+        "yes please",
+        "sure",
+        "ok",
+        "okay",
+        "correct",
+        "right",
+        "exactly",
+        "that's right",
+        "of course",
+        "absolutely",
+        "sounds good",
+        "alright",
+        "yes that's it",
+        "affirmative",
+        "indeed",
+        "y",
+        "yup",
+        "definitely",
+    ),
+    DENY: (
+        "no",
+        "nope",
+        "no thanks",
+        "not really",
+        "no thank you",
+        "nah",
+        "not now",
+        "that's wrong",
+        "no, that's not it",
+        "negative",
+        "n",
+        "never mind",
+        "nevermind",
+        "forget it",
+        "not at all",
+        "no it isn't",
+    ),
+    BOT: (
+        "are you a bot?",
+        "are you a robot?",
+        "am I talking to a machine?",
+        "is this a real person?",
+        "are you human?",
+        "are you real?",
+        "are you an AI?",
+        "who am I talking to?",
+        "who are you?",
+        "what are you?",
+        "is this automated?",
+        "are you a chatbot?",
+        "am I chatting with a computer?",
+        "are you a person or a bot?",
+    ),
+    CAPABILITIES: (
+        "what can you do?",
+        "what can you help me with?",
+        "how can you help?",
+        "what do you do?",
+        "what are you able to do?",
+        "what can I ask you?",
+        "what questions can you answer?",
+        "help",
+        "menu",
+        "options",
+        "what are my options?",
+        "what services do you offer?",
+        "what can I do here?",
+        "show me what you can do",
+    ),
+    ABUSE: (
+        "you're useless",
+        "you are stupid",
+        "this bot is useless",
+        "you suck",
+        "what a stupid bot",
+        "you're an idiot",
+        "this is rubbish",
+        "you're dumb",
+        "worst bot ever",
+        "shut up",
+        "you are so annoying",
+        "stupid machine",
+        "this is a joke",
+        "useless piece of junk",
+        "you don't understand anything",
+    ),
+    HUMAN: (
+        "I want to talk to a human",
+        "can I speak to a real person?",
+        "agent please",
+        "let me talk to an agent",
+        "connect me to a representative",
+        "human please",
+        "I need a person",
+        "get me a human",
+        "transfer me to an operator",
+        "speak to someone",
+        "I want a real person",
+        "talk to customer service agent",
+        "can I chat with a live agent?",
+        "put me through to a human",
+        "real person please",
+        "I'd like to speak with a human being",
+        "representative",
+        "operator",
+        "talk to a person",
+        "is there a human I can talk to?",
+        "give me an agent",
+        "I don't want a bot, I want a person",
+        "live chat with staff",
+    ),
+}
+
+# Short replies; {company} and {capabilities} are filled in. Configurable per deployment
+# through ``dialogue.replies``.
+REPLIES: Mapping[str, str] = {
+    GREET: "Hello! Welcome to {company}. How can I help you today?",
+    THANKS: "You're welcome! Is there anything else I can help you with?",
+    BYE: "Thank you for contacting {company}. Have a great day!",
+    AFFIRM: "Great. What else can I help you with?",
+    DENY: "All right. Is there anything else I can help you with?",
+    BOT: (
+        "I'm the virtual assistant of {company}. I can help with {capabilities}, and I can "
+        "put you through to a person whenever you like."
+    ),
+    CAPABILITIES: "I can help with {capabilities}. What would you like to do?",
+    ABUSE: (
+        "I'm sorry this has been frustrating. Tell me what went wrong and I'll do my best to "
+        "help, or ask for a person and I'll pass you to our team."
+    ),
+    "out_of_domain": (
+        "Sorry, I can't help with that. I can help with {capabilities}. Would you like to "
+        "talk to a person?"
+    ),
+    "ask_slot": "Sure, I can help with that. Could you please share {slot}?",
+    "ask_slot_again": (
+        "That doesn't look like {slot}. Could you check it and send it again? "
+        "It looks like {example}."
+    ),
+    "clarify": "I want to make sure I understand. Did you mean:",
+    "clarify_again": "Sorry, I didn't catch that. Please pick one of these:",
+    "declined_human": "No problem. What else can I help you with?",
+    "handoff_wait": (
+        "Sorry, no one from our team is free to take this right now. You can leave a message "
+        "here, or share your email address, and we'll get back to you as soon as we can."
+    ),
+    "handoff_closed": (
+        "Our team is away right now ({hours}). You can leave a message here, or share your "
+        "email address, and we'll get back to you as soon as we're back."
+    ),
+    "something_else": "Something else",
+    "talk_to_person": "Talk to a person",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SmallTalkGuess:
+    label: str
+    score: float  # cosine similarity to the nearest example of that label
+
+
+class SmallTalkModel:
+    """Nearest-example small-talk recogniser over an encoder's unit vectors.
+
+    The examples are encoded once, on first use, with the encoder the caller's vectors come
+    from; :meth:`classify` is then a matrix product, safe from executor threads.
+    """
+
+    def __init__(self, examples: Mapping[str, tuple[str, ...]] = EXAMPLES) -> None:
+        self._texts = [t for texts in examples.values() for t in texts]
+        self._labels = [label for label, texts in examples.items() for _ in texts]
+        self._matrix: np.ndarray | None = None
+        self._encoder: Any = None
+        self._lock = threading.Lock()
+
+    def _examples_for(self, encoder: Any) -> np.ndarray:
+        with self._lock:
+            if self._matrix is None or self._encoder is not encoder:
+                self._matrix = np.ascontiguousarray(encoder.encode(self._texts), dtype=np.float32)
+                self._encoder = encoder
+            return self._matrix
+
+    def classify(self, vectors: np.ndarray, encoder: Any) -> list[SmallTalkGuess]:
+        """The nearest example's label and similarity for each of ``vectors`` (unit length)."""
+        if len(vectors) == 0:
+            return []
+        sims = np.asarray(vectors, dtype=np.float32) @ self._examples_for(encoder).T
+        best = sims.argmax(axis=1)
+        return [
+            SmallTalkGuess(self._labels[int(i)], float(sims[row, int(i)]))
+            for row, i in enumerate(best)
+        ]
