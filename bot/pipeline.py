@@ -388,11 +388,9 @@ class ReplyPipeline:
             )
             labels = tuple(self.dialogue.title(i) for i in plan.options)
             replies = (*labels, self.dialogue.say("something_else"))
-            text = (
-                self.dialogue.say(key, known)
-                + "\n"
-                + "\n".join(f"{n}. {label}" for n, label in enumerate(replies, 1))
-            )
+            # The options travel as quick replies: buttons, or numbered text where a channel
+            # has none (the connector adds the numbers).
+            text = self.dialogue.say(key, known)
             return _Turn(plan, Decision(Action.SEND, plan.reason), text, plan.state, replies)
         history = (*turns, (Role.CUSTOMER.value, msg.text))
         facts = {**self.settings.generation.facts, **plan.state.slots}

@@ -50,6 +50,8 @@ async def _session(url: str) -> None:
             )
             if reply.get("text"):
                 click.echo(f"bot: {reply['text']}")
+                for n, label in enumerate(reply.get("quick_replies") or [], 1):
+                    click.echo(f"  {n}. {label}")
             elif reply.get("status") == "pending_review":
                 click.echo("bot: (a reply is waiting for an agent's review)")
             click.echo(click.style(meta, dim=True), err=True)

@@ -77,6 +77,10 @@
     ".csat .stars { display: flex; gap: 4px; margin-top: 4px; }",
     ".csat button { flex: 1; border: 1px solid #cfd5dc; background: #fff; border-radius: 6px;",
     "  cursor: pointer; padding: 4px 0; }",
+    ".quick { display: flex; flex-wrap: wrap; gap: 6px; align-self: flex-start; max-width: 95%; }",
+    ".quick button { border: 1px solid var(--accent); color: var(--accent); background: #fff;",
+    "  border-radius: 16px; padding: 4px 12px; font: inherit; font-size: 14px; cursor: pointer; }",
+    ".quick button:hover { background: #eef3ff; }",
     ".error { color: #a4001d; font-size: 13px; padding: 0 12px; }",
     ".error:empty { display: none; }",
     "form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #e4e7eb; background: #fff; }",
@@ -257,11 +261,30 @@
     }
     if (!li) li = bubble(m.role, m.text).li;
     li.dataset.id = String(m.id);
-    if (m.role === "bot" || m.role === "agent") li.appendChild(feedbackRow(m.id));
+    if ((m.role === "bot" || m.role === "agent") && !(m.quick_replies && m.quick_replies.length)) {
+      li.appendChild(feedbackRow(m.id));
+    }
     insertById(li, m.id);
     rendered[m.id] = li;
+    if (m.id >= lastId) quickReplies(m);
     if (m.id > lastId) lastId = m.id;
     if (m.role === "bot" || m.role === "agent") setTyping(null);
+    scrollDown();
+  }
+
+  // The newest message's quick replies, as buttons that send their label; older ones go.
+  function quickReplies(m) {
+    var old = log.querySelector(".quick");
+    if (old) old.remove();
+    if (m.role !== "bot" || !m.quick_replies || !m.quick_replies.length) return;
+    var row = el("li", { class: "quick", role: "group", "aria-label": "Suggested replies" },
+      m.quick_replies.map(function (label) {
+        return el("button", { type: "button", text: label, onclick: function () {
+          row.remove();
+          send(label);
+        } });
+      }));
+    log.appendChild(row);
     scrollDown();
   }
 
@@ -483,7 +506,7 @@
       }
       if (reply.status === "sent" && reply.id !== null && reply.id !== undefined && reply.text !== null) {
         renderMessage({ id: reply.id, conversation_id: conv.id, role: "bot", text: reply.text,
-          reply_to: res.message && res.message.id });
+          reply_to: res.message && res.message.id, quick_replies: reply.quick_replies || [] });
       } else if (reply.status === "handoff") {
         setTyping(null);
         if (reply.id !== null && reply.id !== undefined && reply.text) {
