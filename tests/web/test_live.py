@@ -5,6 +5,7 @@ Set ``DESKBOT_UPDATE_SCREENSHOTS=1`` to copy the screenshots into ``docs/`` for 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import os
 import re
@@ -73,7 +74,7 @@ async def test_customer_asks_a_sample_question_and_sees_the_answer(
     page = await browser.new_page()
     errors = collect_errors(page)
     await open_widget(page, server.url)
-    question = sample_question("cancel_order")
+    question = sample_question("check_payment_methods")
     await send(page, question)
 
     answer = widget_messages(page, "bot").last
@@ -84,7 +85,7 @@ async def test_customer_asks_a_sample_question_and_sees_the_answer(
     assert len(stored) == 1
     # What the customer sees is exactly the reply the server stored, as plain text.
     assert (await answer.locator(".body").text_content()) == stored[0]["text"]
-    assert "cancel" in stored[0]["text"].lower()
+    assert "payment" in stored[0]["text"].lower()
     keep_for_docs(await screenshot(page, tmp_path, "widget"), "widget.png")
 
     # A reload keeps the conversation: same id, history shown again, still live.
@@ -236,7 +237,7 @@ async def test_html_in_a_message_is_shown_as_text_everywhere(
     browser: Browser, start_server: StartServer
 ) -> None:
     server = await start_server(policy="assist")  # every message reaches the agent queue
-    attack = "<img src=x onerror=alert(1)> hello <b>bold</b>"
+    attack = "<img src=x onerror=alert(1)> how do I cancel my order? <b>bold</b>"
     customer = await browser.new_page()
     dialogs = collect_dialogs(customer)
     await open_widget(customer, server.url)
@@ -255,3 +256,36 @@ async def test_html_in_a_message_is_shown_as_text_everywhere(
     assert await agent.locator("#app img, #app b").count() == 0
     await customer.wait_for_timeout(300)  # an onerror handler would have fired by now
     assert dialogs == [] and agent_dialogs == []
+
+
+async def test_customer_clicks_a_quick_reply_to_clarify(
+    browser: Browser, start_server: StartServer
+) -> None:
+    server = await start_server()
+    page = await browser.new_page()
+    errors = collect_errors(page)
+    await open_widget(page, server.url)
+    await send(page, "I have a question about my order")
+
+    buttons = page.locator("#deskbot-widget .quick button")
+    await expect(buttons.last).to_have_text("Something else", timeout=TIMEOUT_MS)
+    labels = await buttons.all_text_contents()
+    assert len(labels) >= 3
+    await buttons.nth(0).click()
+
+    # The label goes as the customer's message, the buttons go, and the choice is answered.
+    await expect(widget_messages(page, "customer").last).to_have_text(
+        re.compile(re.escape(labels[0])), timeout=TIMEOUT_MS
+    )
+    await expect(page.locator("#deskbot-widget .quick")).to_have_count(0)
+    conv_id, token = await stored_conversation(page)
+    for _ in range(100):
+        stored = [m for m in await api_messages(server, conv_id, token) if m["role"] == "bot"]
+        if len(stored) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert len(stored) == 2 and not stored[1]["quick_replies"]
+    await expect(widget_messages(page, "bot").last.locator(".body")).to_have_text(
+        stored[1]["text"], timeout=TIMEOUT_MS
+    )
+    assert errors == []
