@@ -105,23 +105,25 @@ class SlackConnector(Connector):
         if payload.get("type") != "block_actions":
             return []  # shortcuts, modals: not customer text
         user = field(payload, "user.id")
-        container = payload.get("container") or {}
-        message = payload.get("message") or {}
-        channel = container.get("channel_id") or field(payload, "channel.id")
+        container, message = _dict(payload.get("container")), _dict(payload.get("message"))
+        channel = container.get("channel_id")
+        if not isinstance(channel, str) or not channel:
+            channel = field(payload, "channel.id")
         thread = message.get("thread_ts") or container.get("thread_ts")
         if thread:
             conversation = f"{channel}:{thread}"
         elif channel.startswith("D"):  # a direct message channel, answered outside threads
             conversation = channel
         else:
-            conversation = f"{channel}:{message.get('ts') or container.get('message_ts')}"
+            ts = message.get("ts") or container.get("message_ts")
+            conversation = f"{channel}:{ts}" if ts else channel
         found: list[InboundMessage] = []
         for action in field(payload, "actions", list):
             if not isinstance(action, dict) or action.get("type") != "button":
                 continue
             if not str(action.get("action_id", "")).startswith(ACTION_PREFIX):
                 continue
-            label = action.get("value") or (action.get("text") or {}).get("text")
+            label = action.get("value") or _dict(action.get("text")).get("text")
             if not isinstance(label, str) or not label.strip():
                 continue
             found.append(
@@ -132,7 +134,7 @@ class SlackConnector(Connector):
                     customer_external_id=user,
                     text=label,
                     raw=payload,
-                    customer_name=(payload.get("user") or {}).get("name"),
+                    customer_name=_dict(payload.get("user")).get("name"),
                 )
             )
         return found
@@ -193,6 +195,10 @@ def quick_reply_blocks(text: str, labels: list[str]) -> list[dict[str, Any]]:
         for i, label in enumerate(labels, 1)
     ]
     return [*sections, {"type": "actions", "elements": buttons}]
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _is_form(request: web.Request) -> bool:
