@@ -169,9 +169,11 @@ class TelegramConnector(Connector):
         labels = quick_replies_of(message.meta)
         if labels:
             body["reply_markup"] = inline_keyboard(labels)
-        if self.config.quote_replies and message.reply_to and ":" in message.reply_to:
+        # Only a message can be quoted: a button press ("callback:<id>") has nothing to quote.
+        chat, _, quoted = (message.reply_to or "").rpartition(":")
+        if self.config.quote_replies and chat and quoted.isascii() and quoted.isdigit():
             body["reply_parameters"] = {
-                "message_id": int(message.reply_to.rsplit(":", 1)[1]),
+                "message_id": int(quoted),
                 "allow_sending_without_reply": True,
             }
         resp = await call_api(

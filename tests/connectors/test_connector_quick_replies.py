@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -106,6 +107,22 @@ async def test_telegram_offers_an_inline_keyboard_and_a_press_is_the_label(
     again = await _post_json(h, press)
     assert (await again.json())["method"] == "answerCallbackQuery"
     assert await customer_messages(h.db) == 2
+
+
+async def test_telegram_quoting_replies_quotes_messages_but_not_presses(
+    make_harness: Any,
+) -> None:
+    case = CASE["telegram"]
+    quoting = replace(case, options=lambda base: {**case.options(base), "quote_replies": True})
+    h: Harness = await make_harness(quoting, quick_replies=LABELS)
+    sent = (await _offer(h)).json()
+    assert sent["reply_parameters"]["message_id"] == 1365
+    press = payload("telegram/callback_query.json")
+    press["callback_query"]["message"]["reply_markup"] = sent["reply_markup"]
+    assert (await _post_json(h, press)).status == 200
+    reply = (await _answered(h, 2)).json()
+    assert reply["text"] == "echo: Change an order"
+    assert "reply_parameters" not in reply
 
 
 async def test_telegram_labels_over_64_bytes_travel_as_their_number(make_harness: Any) -> None:
@@ -239,14 +256,20 @@ async def test_slack_ignores_other_interactions_and_refuses_a_payloadless_form(
     assert (await _post_slack_interaction(h, foreign)).status == 200
     shortcut = {"type": "shortcut", "callback_id": "open_ticket", "user": {"id": "U1"}}
     assert (await _post_slack_interaction(h, shortcut)).status == 200
-    assert len(h.inbound_calls) == 1
+    assert len(h.inbound_calls) == 1  # neither is a customer message
+
+    odd = _slack_press(sent, 2)
+    odd["container"], odd["message"] = "message", []  # odd shapes: fall back to channel.id
+    assert (await _post_slack_interaction(h, odd)).status == 200
+    assert h.inbound_calls[-1].text == "Something else"
+    assert h.inbound_calls[-1].external_conversation_id == "D024BE91L"
 
     body = b"token=XXYYZZ"
     headers = {**h.case.sign(body, h.url), "Content-Type": "application/x-www-form-urlencoded"}
     resp = await h.post(body, headers)
     assert resp.status == 400
     assert (await resp.json())["error"]["code"] == "bad_request"
-    assert await customer_messages(h.db) == 1
+    assert await customer_messages(h.db) == 2
 
 
 # Messenger
