@@ -101,6 +101,12 @@ class SlackConnector(Connector):
             )
         ]
 
+    def acknowledge(self, request: web.Request) -> web.Response:
+        if _is_form(request):
+            # Interactions get the empty 200 that Slack's own SDKs answer with (ack()).
+            return web.Response(status=200)
+        return super().acknowledge(request)
+
     def _parse_interaction(self, payload: dict[str, Any]) -> list[InboundMessage]:
         if payload.get("type") != "block_actions":
             return []  # shortcuts, modals: not customer text

@@ -215,6 +215,7 @@ async def test_slack_offers_buttons_and_a_click_is_the_label(make_harness: Any) 
 
     resp = await _post_slack_interaction(h, _slack_press(sent, 1))
     assert resp.status == 200, await resp.text()
+    assert await resp.read() == b""  # an interaction is acknowledged with an empty 200
     first, pressed = h.inbound_calls
     assert pressed.text == "Change an order"
     assert pressed.external_conversation_id == first.external_conversation_id == "D024BE91L"
