@@ -22,6 +22,7 @@ from connectors.base import Connector, InboundMessage
 from connectors.channels import ConnectorSet
 from connectors.http import make_webhook_app
 from connectors.outbox import DeliveryWorker, enqueue, outbound_for
+from connectors.quick_replies import quick_replies_meta
 
 log = logging.getLogger("deskbot.channels")
 
@@ -87,7 +88,9 @@ class ChannelHub:
         if isinstance(source_id, int):
             source = await session.get(Message, source_id)
             reply_to = source.external_id if source is not None else None
-        await enqueue(session, conv, message, outbound_for(conv, message.text, reply_to=reply_to))
+        meta = quick_replies_meta(message.details)
+        outbound = outbound_for(conv, message.text, reply_to=reply_to, meta=meta)
+        await enqueue(session, conv, message, outbound)
         return True
 
     def wake(self) -> None:

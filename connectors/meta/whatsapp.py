@@ -5,6 +5,11 @@ Quirks: message status updates (sent, delivered, read) arrive on the same webhoo
 every number of the app posts to the same callback, so messages addressed to another
 ``metadata.phone_number_id`` are skipped; button and interactive replies carry their text
 elsewhere than ``text.body``. A reply quotes the customer's message through ``context``.
+
+Quick replies are interactive reply buttons when they fit (at most 3, titles of at most 20
+characters that stay distinct once cut, a body of at most 1024 characters); the button
+``id`` carries the full label and a tap arrives as ``interactive.button_reply``, whose id is
+taken as the text. When they do not fit, the labels are a numbered list in the text.
 """
 
 from __future__ import annotations
@@ -15,14 +20,18 @@ from typing import Any
 from aiohttp import web
 
 from bot.errors import InputError
-from connectors.base import DeliveryResult, InboundMessage, OutboundMessage, fit_text
+from connectors.base import DeliveryResult, InboundMessage, OutboundMessage
 from connectors.meta.common import MetaConnector, result_id
 from connectors.meta.config import WhatsAppConfig
 from connectors.parsing import field, json_object
+from connectors.quick_replies import numbered_text, pressed_label, quick_replies_of, shorten
 
 log = logging.getLogger("deskbot.connectors.whatsapp")
 
 MAX_TEXT = 4096
+MAX_BUTTONS = 3
+MAX_BUTTON_TITLE = 20
+MAX_BUTTON_BODY = 1024
 
 
 def _text_of(message: dict[str, Any]) -> str | None:
@@ -33,9 +42,28 @@ def _text_of(message: dict[str, Any]) -> str | None:
         return (message.get("button") or {}).get("text")
     if kind == "interactive":
         inner = message.get("interactive") or {}
-        reply = inner.get("button_reply") or inner.get("list_reply") or {}
-        return reply.get("title")
+        if isinstance(inner.get("button_reply"), dict):
+            reply = inner["button_reply"]
+            return pressed_label(reply.get("title"), reply.get("id"), MAX_BUTTON_TITLE)
+        return (inner.get("list_reply") or {}).get("title")
     return None
+
+
+def reply_buttons(text: str, labels: list[str]) -> dict[str, Any] | None:
+    """The ``interactive`` object of a reply-buttons message, or None when they do not fit."""
+    titles = [shorten(label, MAX_BUTTON_TITLE) for label in labels]
+    if len(labels) > MAX_BUTTONS or len(set(titles)) < len(titles) or len(text) > MAX_BUTTON_BODY:
+        return None
+    return {
+        "type": "button",
+        "body": {"text": text},
+        "action": {
+            "buttons": [
+                {"type": "reply", "reply": {"id": label, "title": title}}
+                for label, title in zip(labels, titles, strict=True)
+            ]
+        },
+    }
 
 
 class WhatsAppConnector(MetaConnector):
@@ -82,13 +110,18 @@ class WhatsAppConnector(MetaConnector):
         return found
 
     async def send(self, message: OutboundMessage) -> DeliveryResult:
+        labels = quick_replies_of(message.meta)
         body: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             "to": message.conversation_external_id,
-            "type": "text",
-            "text": {"preview_url": False, "body": fit_text(message.text, MAX_TEXT)},
         }
+        interactive = reply_buttons(message.text, labels) if labels else None
+        if interactive is not None:
+            body.update(type="interactive", interactive=interactive)
+        else:
+            text = numbered_text(message.text, labels, MAX_TEXT)
+            body.update(type="text", text={"preview_url": False, "body": text})
         if message.reply_to:
             body["context"] = {"message_id": message.reply_to}
         resp = await self.post_graph(f"{self.config.phone_number_id}/messages", body)

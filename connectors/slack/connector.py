@@ -9,6 +9,12 @@ the same ``ts``, deduped the same way; the bot's own posts come back as events w
 A conversation is a thread (``<channel>:<thread ts>``); in a direct message channel it is the
 channel itself. ``chat.postMessage`` answers 200 with ``ok: false`` for most errors and a
 real 429 with ``Retry-After`` when rate limited.
+
+Quick replies are Block Kit buttons under the text (a ``section`` block, since ``text`` is
+then only the notification fallback). A press is a ``block_actions`` interaction posted to
+the app's Interactivity Request URL, which must be this same webhook URL: form-encoded
+``payload=<JSON>``, signed like events. It becomes a customer message whose text is the
+button's ``value`` (the full label), with the external id ``<channel>:action:<action_ts>``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from aiohttp import web
 
 from bot.errors import InputError
 from connectors.base import Connector, DeliveryResult, InboundMessage, OutboundMessage, fit_text
-from connectors.parsing import field, json_object
+from connectors.parsing import field, form_pairs, json_object
+from connectors.quick_replies import quick_replies_of, shorten
 from connectors.sending import call_api, raise_for_status, short
 from connectors.slack.config import SlackConfig
 from connectors.slack.signature import verify_slack
@@ -29,6 +36,9 @@ from connectors.slack.signature import verify_slack
 log = logging.getLogger("deskbot.connectors.slack")
 
 MAX_TEXT = 40_000
+MAX_SECTION_TEXT = 3000  # a section block's text
+MAX_BUTTON_TEXT = 75  # a button's plain_text label
+ACTION_PREFIX = "deskbot_qr_"  # action_id of our quick-reply buttons
 # ok:false errors worth retrying; every other error (channel_not_found, not_in_channel,
 # invalid_auth...) will fail again.
 RETRYABLE_ERRORS = frozenset(
@@ -46,7 +56,7 @@ class SlackConnector(Connector):
         )
 
     async def handshake(self, request: web.Request, body: bytes) -> web.Response | None:
-        if request.method != "POST":
+        if request.method != "POST" or _is_form(request):
             return None
         payload = json_object(body)
         if payload.get("type") != "url_verification":
@@ -54,6 +64,8 @@ class SlackConnector(Connector):
         return web.json_response({"challenge": field(payload, "challenge")})
 
     async def parse(self, request: web.Request, body: bytes) -> list[InboundMessage]:
+        if _is_form(request):
+            return self._parse_interaction(_interaction(body))
         payload = json_object(body)
         if payload.get("type") != "event_callback":
             return []
@@ -89,6 +101,50 @@ class SlackConnector(Connector):
             )
         ]
 
+    def acknowledge(self, request: web.Request) -> web.Response:
+        if _is_form(request):
+            # Interactions get the empty 200 that Slack's own SDKs answer with (ack()).
+            return web.Response(status=200)
+        return super().acknowledge(request)
+
+    def _parse_interaction(self, payload: dict[str, Any]) -> list[InboundMessage]:
+        if payload.get("type") != "block_actions":
+            return []  # shortcuts, modals: not customer text
+        user = field(payload, "user.id")
+        container, message = _dict(payload.get("container")), _dict(payload.get("message"))
+        channel = container.get("channel_id")
+        if not isinstance(channel, str) or not channel:
+            channel = field(payload, "channel.id")
+        thread = message.get("thread_ts") or container.get("thread_ts")
+        if thread:
+            conversation = f"{channel}:{thread}"
+        elif channel.startswith("D"):  # a direct message channel, answered outside threads
+            conversation = channel
+        else:
+            ts = message.get("ts") or container.get("message_ts")
+            conversation = f"{channel}:{ts}" if ts else channel
+        found: list[InboundMessage] = []
+        for action in field(payload, "actions", list):
+            if not isinstance(action, dict) or action.get("type") != "button":
+                continue
+            if not str(action.get("action_id", "")).startswith(ACTION_PREFIX):
+                continue
+            label = action.get("value") or _dict(action.get("text")).get("text")
+            if not isinstance(label, str) or not label.strip():
+                continue
+            found.append(
+                InboundMessage(
+                    channel=self.channel_key,
+                    external_message_id=f"{channel}:action:{field(action, 'action_ts')}",
+                    external_conversation_id=conversation,
+                    customer_external_id=user,
+                    text=label,
+                    raw=payload,
+                    customer_name=_dict(payload.get("user")).get("name"),
+                )
+            )
+        return found
+
     def _not_customer(self, event: dict[str, Any]) -> bool:
         return bool(
             event.get("subtype")
@@ -108,6 +164,9 @@ class SlackConnector(Connector):
         if not channel:
             raise InputError(f"bad Slack conversation id {message.conversation_external_id!r}")
         body: dict[str, Any] = {"channel": channel, "text": fit_text(message.text, MAX_TEXT)}
+        labels = quick_replies_of(message.meta)
+        if labels:
+            body["blocks"] = quick_reply_blocks(body["text"], labels)
         if thread_ts:
             body["thread_ts"] = thread_ts
         resp = await call_api(
@@ -124,3 +183,37 @@ class SlackConnector(Connector):
         error = str(data.get("error") or short(resp.data))
         retryable = None if resp.status != 200 else error in RETRYABLE_ERRORS
         raise_for_status(resp, platform="slack", detail=error, retryable=retryable)
+
+
+def quick_reply_blocks(text: str, labels: list[str]) -> list[dict[str, Any]]:
+    """The text as section blocks, then one actions block with a button per label."""
+    sections = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text[i : i + MAX_SECTION_TEXT]}}
+        for i in range(0, len(text), MAX_SECTION_TEXT)
+    ]
+    buttons = [
+        {
+            "type": "button",
+            "action_id": f"{ACTION_PREFIX}{i}",
+            "text": {"type": "plain_text", "text": shorten(label, MAX_BUTTON_TEXT)},
+            "value": label,
+        }
+        for i, label in enumerate(labels, 1)
+    ]
+    return [*sections, {"type": "actions", "elements": buttons}]
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _is_form(request: web.Request) -> bool:
+    return request.content_type == "application/x-www-form-urlencoded"
+
+
+def _interaction(body: bytes) -> dict[str, Any]:
+    """The JSON of an interaction request: Slack posts it form-encoded as ``payload=``."""
+    payload = dict(form_pairs(body)).get("payload")
+    if not payload:
+        raise InputError("Slack interaction has no 'payload' field")
+    return json_object(payload.encode())

@@ -6,6 +6,9 @@ covers the public URL, not the body bytes; WhatsApp senders look like
 empty ``<Response/>`` means "no synchronous reply" (the reply goes through the API so it can
 be retried). The API authenticates with HTTP basic auth (account SID, auth token) and
 answers 201 with the message ``sid``.
+
+SMS has no buttons: quick replies are a numbered list appended to the text, and the
+customer answers with the number or the words, an ordinary message either way.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from __future__ import annotations
 from aiohttp import BasicAuth, web
 
 from bot.errors import InputError
-from connectors.base import Connector, DeliveryResult, InboundMessage, OutboundMessage, fit_text
+from connectors.base import Connector, DeliveryResult, InboundMessage, OutboundMessage
 from connectors.parsing import form_pairs
+from connectors.quick_replies import numbered_text, quick_replies_of
 from connectors.sending import call_api, raise_for_status, short
 from connectors.twilio.config import TwilioConfig
 from connectors.twilio.signature import SIGNATURE_HEADER, verify_twilio
@@ -59,7 +63,8 @@ class TwilioConnector(Connector):
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     async def send(self, message: OutboundMessage) -> DeliveryResult:
-        form = {"To": message.conversation_external_id, "Body": fit_text(message.text, MAX_TEXT)}
+        text = numbered_text(message.text, quick_replies_of(message.meta), MAX_TEXT)
+        form = {"To": message.conversation_external_id, "Body": text}
         if self.config.messaging_service_sid:
             form["MessagingServiceSid"] = self.config.messaging_service_sid
         else:

@@ -8,7 +8,12 @@ Inbound ``POST`` body::
 Outbound ``POST`` to ``callback_url``, signed with the same scheme, with header
 ``X-Deskbot-Delivery: <outbox id>`` that stays the same across retries (deduplicate on it)::
 
-    {"delivery_id": 17, "conversation_id": "c-9", "text": "...", "reply_to": "m-1", "meta": {}}
+    {"delivery_id": 17, "conversation_id": "c-9", "text": "...", "reply_to": "m-1", "meta": {},
+     "quick_replies": ["Cancel an order", "Something else"]}
+
+``quick_replies`` (possibly empty) are choices to show as buttons; ``text`` also lists them
+numbered, for receivers that only show text. A choice comes back as an ordinary inbound
+message whose ``text`` is the label (or its number).
 
 Any 2xx accepts it; 429 and 5xx are retried (``Retry-After`` honoured); other statuses fail.
 """
@@ -23,6 +28,7 @@ from aiohttp import web
 from bot.errors import InputError
 from connectors.base import Connector, DeliveryResult, InboundMessage, OutboundMessage
 from connectors.parsing import field, json_object
+from connectors.quick_replies import numbered_text, quick_replies_of
 from connectors.sending import call_api, raise_for_status, short
 from connectors.webhook.config import WebhookConfig
 from connectors.webhook.signature import SIGNATURE_HEADER, sign, verify_signature
@@ -66,12 +72,14 @@ class WebhookConnector(Connector):
         ]
 
     async def send(self, message: OutboundMessage) -> DeliveryResult:
+        labels = quick_replies_of(message.meta)
         payload: dict[str, Any] = {
             "delivery_id": message.delivery_id,
             "conversation_id": message.conversation_external_id,
-            "text": message.text,
+            "text": numbered_text(message.text, labels),
             "reply_to": message.reply_to,
             "meta": message.meta,
+            "quick_replies": labels,
         }
         body = json.dumps(payload, ensure_ascii=False).encode()
         headers = {

@@ -42,6 +42,7 @@ async def make_harness(
         fake_port: int | None = None,
         start_fake: bool = True,
         settings: DeliverySettings = FAST_DELIVERY,
+        quick_replies: list[str] | None = None,
     ) -> Harness:
         fake = FakePlatform(case.ok)
         server = None
@@ -57,7 +58,7 @@ async def make_harness(
         def wake() -> None:
             holder["h"].worker.wake()
 
-        inner = echo_on_inbound(db, wake)
+        inner = echo_on_inbound(db, wake, quick_replies)
         calls: list[InboundMessage] = []
 
         async def on_inbound(connector: Connector, msg: InboundMessage) -> bool:

@@ -18,6 +18,7 @@ from bot.storage.models import Message, Outbox, Role
 from connectors.base import Connector, InboundMessage
 from connectors.channels import ConnectorSet
 from connectors.outbox import DeliveryWorker, enqueue, outbound_for
+from connectors.quick_replies import quick_replies_meta
 
 FAST_DELIVERY = DeliverySettings(
     max_attempts=6,
@@ -29,9 +30,12 @@ FAST_DELIVERY = DeliverySettings(
 )
 
 
-def echo_on_inbound(db: Database, wake: Callable[[], None]) -> Callable[..., Awaitable[bool]]:
+def echo_on_inbound(
+    db: Database, wake: Callable[[], None], quick_replies: list[str] | None = None
+) -> Callable[..., Awaitable[bool]]:
     """Stores the customer message and an echo reply with its outbox row, in one transaction,
-    idempotently on the platform's message id (what the server's pipeline will do)."""
+    idempotently on the platform's message id (what the server's pipeline will do). With
+    ``quick_replies``, the echo offers them, queued as ``ChannelHub.queue`` does."""
 
     async def on_inbound(connector: Connector, msg: InboundMessage) -> bool:
         async with db.session() as s:
@@ -56,12 +60,17 @@ def echo_on_inbound(db: Database, wake: Callable[[], None]) -> Callable[..., Awa
                 channel=msg.channel,
                 role=Role.BOT,
                 text=f"echo: {msg.text}",
+                details={"quick_replies": quick_replies} if quick_replies else {},
             )
             s.add(reply)
             await s.flush()
-            await enqueue(
-                s, conv, reply, outbound_for(conv, reply.text, reply_to=msg.external_message_id)
+            outbound = outbound_for(
+                conv,
+                reply.text,
+                reply_to=msg.external_message_id,
+                meta=quick_replies_meta(reply.details),
             )
+            await enqueue(s, conv, reply, outbound)
         wake()
         return True
 

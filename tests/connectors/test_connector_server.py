@@ -122,3 +122,53 @@ async def test_a_reply_is_stored_only_together_with_its_delivery(
     assert [m.role for m in rows] == [Role.CUSTOMER]  # the customer's message is kept...
     assert rows[0].decision is None  # ...and the reply's transaction left no trace
     assert fake.requests == []
+
+
+async def test_a_bot_reply_offering_quick_replies_reaches_telegram_as_a_keyboard(
+    aiohttp_client, aiohttp_server, home, embedder
+):
+    """The server's own queueing (ChannelHub.queue) carries the reply's quick replies, and
+    a press comes back into the same conversation as a customer message with the label."""
+    from bot.storage.messages import get_or_create_conversation
+
+    client, fake, options = await _server(aiohttp_client, aiohttp_server, home, embedder, "hybrid")
+    svc = client.app[SERVICES]
+    labels = ["Cancel an order", "Change an order", "Something else"]
+    async with svc.db.session() as s:
+        conv, _ = await get_or_create_conversation(s, "telegram:main", "1111111")
+        for details in ({"quick_replies": labels}, {"quick_replies": "Cancel an order"}):
+            reply = Message(
+                conversation_id=conv.id,
+                channel="telegram:main",
+                role=Role.BOT,
+                text="Did you mean:",
+                details=details,
+            )
+            s.add(reply)
+            await s.flush()
+            assert await svc.connectors.queue(s, conv, reply)
+    svc.connectors.wake()
+    offered, malformed = await eventually(lambda: len(fake.requests) == 2 and fake.requests)
+    keyboard = offered.json()["reply_markup"]["inline_keyboard"]
+    assert [row[0]["text"] for row in keyboard] == labels
+    assert "reply_markup" not in malformed.json()  # a malformed list is dropped, text kept
+
+    press = payload("telegram/callback_query.json")
+    press["callback_query"]["message"]["reply_markup"] = offered.json()["reply_markup"]
+    press["callback_query"]["data"] = keyboard[0][0]["callback_data"]
+    resp = await client.post(
+        "/webhooks/telegram/main",
+        data=json.dumps(press).encode(),
+        headers={"X-Telegram-Bot-Api-Secret-Token": options["secret_token"]},
+    )
+    assert resp.status == 200
+    assert (await resp.json())["method"] == "answerCallbackQuery"
+    async with svc.db.session() as s:
+        query = select(Message).where(
+            Message.channel == "telegram:main", Message.role == Role.CUSTOMER
+        )
+        [pressed] = (await s.exec(query)).all()
+    assert pressed.conversation_id == conv.id
+    assert pressed.text == "Cancel an order"
+    assert pressed.external_id == "callback:4382bfdwdsb323b2d9"
+    await eventually(lambda: len(fake.requests) == 3)  # the bot answers the press

@@ -128,6 +128,7 @@ async def test_telegram_set_webhook_registers_url_and_secret(
     assert call.path == "/bot123456:ABC-DEF/setWebhook"
     assert call.json()["url"] == "https://bot.example.com/webhooks/telegram/main"
     assert call.json()["secret_token"] == "tg_secret-1"
+    assert "callback_query" in call.json()["allowed_updates"]  # quick-reply presses
 
     fake.fail_next(
         400,
