@@ -99,15 +99,15 @@ _ID_CUE = re.compile(
     r"invoice|inv|receipt|bill|ref|reference|sku|item|product|model|part|article|art|ticket|"
     r"case|confirmation|booking|reservation|transaction|txn|return|rma|claim|po|asin|upc|ean|"
     r"isbn|gtin|batch|lot|serial|catalog(?:ue)?|style|size|qty|quantity|version|firmware|v|"
-    r"build|error|status)\b[\s.:#-]{0,3}"
-    r"(?:(?:number|numbers|no|nos|num|nr|id|code|ref|reference)\b[\s.:#-]{0,3})?"
+    r"build|error|status)\b[\s.:#-]{0,4}"
+    r"(?:(?:number|numbers|no|nos|num|nr|id|code|ref|reference)\b[\s.:#-]{0,4})?"
     r"(?:(?:is|was|of|=)\s{0,3})?(?:#\s?)?|#\s?)$"
 )
 _MONEY_BEFORE = re.compile(
     r"(?i)(?:[$€£¥₹]|\b(?:usd|eur|gbp|chf|cad|aud|jpy|inr|sek|nok|dkk|pln)\b)\s?$"
 )
 _MONEY_AFTER = re.compile(
-    r"(?i)^\s?(?:[$€£¥₹%]|(?:usd|eur|gbp|chf|cad|aud|jpy|inr|dollars?|euros?|pounds?|"
+    r"(?i)\s?(?:[$€£¥₹%]|(?:usd|eur|gbp|chf|cad|aud|jpy|inr|dollars?|euros?|pounds?|"
     r"cents?|bucks)\b)"
 )
 _CUE_WINDOW = 40
@@ -220,21 +220,21 @@ _AFTER_ADDRESS = (
     r"there|apt|suite|unit|flat|ste"
 )
 _STREET_EN = re.compile(
-    rf"(?:\b(?i:flat|apartment|apt|unit|suite)\.?\s[A-Za-z0-9-]{{1,5}},?\s(?:{_HOUSE})?|"
+    rf"(?:\b(?i:flat|apartment|apt|unit|suite|studio)\.?\s[A-Za-z0-9-]{{1,5}},?\s(?:{_HOUSE})?|"
     rf"\b{_HOUSE})(?:{_NAME_WORD}\s){{1,4}}"
-    rf"(?i:{_SUFFIXES})\b\.?(?:\s(?:N|S|E|W|NE|NW|SE|SW)\b\.?)?{_SECONDARY}"
+    rf"(?i:(?:{_SUFFIXES})s?)\b\.?(?:\s(?:N|S|E|W|NE|NW|SE|SW)\b\.?)?{_SECONDARY}"
     rf"(?=\s?$|\s?[,;:!?)\n(]|\.(?:\s|$)|\s(?i:{_AFTER_ADDRESS}|#)\b)"
 )
 # "Hauptstraße 12", "Jens-Drubin-Straße 47-26", "Kerkstraat 7a", "Ellaboulevard 12"
 _STREET_NUMBER_LAST = re.compile(
     r"\b[A-ZÄÖÜ][\wäöüß'’.-]{0,40}?(?i:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|"
     r"ufer|chaussee|pfad|steig|straat|laan|plein|gracht|kade|hof|boulevard|singel|dijk|dreef|"
-    r"steeg|markt|berg)\s(?!(?:19|20)\d\d\b)\d{1,5}[a-zA-Z]?(?:[-/]\d{1,5}[a-zA-Z]?)?(?![\w])"
+    r"steeg|markt|berg|baan|pad)\s(?!(?:19|20)\d\d\b)\d{1,5}[a-zA-Z]?(?:[-/]\d{1,5}[a-zA-Z]?)?(?![\w])"
 )
 _PARTICLES = r"(?:de|du|des|la|le|les|aux?|del|della|delle|dei|di|da|el|los|las|y|e)"
 # "8, rue Jeanne Henry", "12 avenue des Champs-Élysées"
 _STREET_FR = re.compile(
-    r"(?i:\b\d{1,4}(?:\s?(?:bis|ter))?,?\s(?:rue|avenue|av\.|boulevard|bd|place|chemin|impasse|"
+    r"(?i:\b(?P<n>\d{1,4}(?:\s?(?:bis|ter))?,?\s)?(?:rue|avenue|av\.|boulevard|bd|place|chemin|impasse|"
     r"all[ée]e|quai|route|cours|square|passage|voie|rond-point))"
     rf"(?:\s(?:{_PARTICLES}\s|d['’]|l['’]){{0,2}}[A-ZÀ-Ý][\w'’-]{{0,24}}){{1,5}}"
 )
@@ -243,22 +243,26 @@ _STREET_PREFIX = re.compile(
     r"\b(?i:via|viale|piazza|piazzale|corso|vicolo|strada|contrada|borgo|rotonda|stretto|"
     r"incrocio|canale|largo|calle|avenida|paseo|plaza|camino|carrer|rambla|ronda|carretera|"
     r"pasaje|glorieta|callej[oó]n|cuesta|urbanizaci[oó]n|alameda|v[ií]a|rua|travessa|traves[ií]a|"
-    r"acceso|vial|ca[ñn]ada|c/)"
+    r"acceso|vial|ca[ñn]ada|c/|c\.)"
     rf"(?:\s{_PARTICLES})?(?:\s(?:{_PARTICLES}\s)?[A-ZÀ-Ý][\w'’-]{{0,24}}){{1,4}},?\s\d{{1,4}}"
     r"[a-zA-Z]?(?![\w])(?:,?\s(?i:apt\.?|puerta|piso|appartamento|piano|interno|scala)\s?\d{1,4})?"
 )
 _POSTCODE_TAIL = re.compile(r",?\s?(?P<v>\d{4,5}(?:\s?[A-Z]{2})?)(?=\s[A-ZÀ-Ý])")
 # "I live at 12 main st", "ship it to 4 elm court": any number and words after an address cue.
-_ADDRESS_CUE = re.compile(
-    r"(?i)\b(?:live\sat|living\sat|reside\sat|my\saddress\sis|address\sis|address:|"
-    r"ship(?:ped)?\s(?:it\s|them\s)?to|deliver(?:ed)?\s(?:it\s|them\s)?to|"
-    r"send\s(?:it\s|them\s)?to|moved\sto|mail\s(?:it\s)?to)\s{1,3}"
-    r"(?P<v>\d{1,5}[a-z]?(?:\s[\w'’.-]{1,24}){1,4})"
+_CUE = (
+    r"(?i)\b(?:live\sat|living\sat|reside\sat|address(?:\sis|:)?|"
+    r"(?:ship|deliver|send|mail|post|forward|return)(?:ed|ped)?(?:\s[\w]{1,12}){0,2}\sto|"
+    r"moved\sto)\s{1,3}"
 )
-_SUFFIX_WORD = re.compile(rf"(?i)^(?:{_SUFFIXES})\.?$")
+# "I live at 12 main st", "ship it to 4 elm court": any number and words after an address cue.
+_ADDRESS_CUE = re.compile(rf"{_CUE}(?P<v>\d{{1,5}}[a-z]?(?:\s[\w'’.-]{{1,24}}){{1,4}})")
+_CUE_BEFORE = re.compile(rf"{_CUE}$")
+_SECONDARY_AFTER = re.compile(_SECONDARY)
+_SUFFIX_WORD = re.compile(rf"(?i)^(?:{_SUFFIXES})s?\.?$")
 _STATES = (
     "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|"
-    "NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|AA|AE|AP|PR|GU|VI"
+    "NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|AA|AE|AP|PR|GU|VI|AS|"
+    "FM|MH|MP|PW"
 )
 _UK_POSTCODE = r"(?:[A-Z]{1,2}\d[A-Z\d]?|GIR)\s?\d[A-Z]{2}"
 _POSTCODE = re.compile(
@@ -349,16 +353,20 @@ def _code(text: str, m: re.Match[str]) -> Span | None:
     return m.span("v")
 
 
-def _street_en(text: str, m: re.Match[str]) -> Span | None:
-    # "3 Garden Chairs" is a product: the words must end on a street suffix, checked by the
-    # pattern; a quantity before a product name rarely has a name word before the suffix.
-    return m.span()
-
-
 def _street_with_postcode(text: str, m: re.Match[str]) -> Span | None:
     """The street, with a continental postcode that follows it (", 10115 Berlin")."""
     tail = _POSTCODE_TAIL.match(text, m.end())
     return (m.start(), tail.end("v")) if tail else m.span()
+
+
+def _street_fr(text: str, m: re.Match[str]) -> Span | None:
+    """"8, rue Henry"; without a number only when a postcode follows ("rue Mallet, 79677")."""
+    tail = _POSTCODE_TAIL.match(text, m.end())
+    if tail:
+        return m.start(), tail.end("v")
+    if m.group("n") or _CUE_BEFORE.search(text, max(0, m.start() - _CUE_WINDOW), m.start()):
+        return m.span()
+    return None
 
 
 def _address_cue(text: str, m: re.Match[str]) -> Span | None:
@@ -367,8 +375,16 @@ def _address_cue(text: str, m: re.Match[str]) -> Span | None:
     last_suffix = max(
         (i for i, w in enumerate(words) if i and _SUFFIX_WORD.match(w.group(0))), default=None
     )
-    keep = last_suffix + 1 if last_suffix is not None else min(len(words), 3)
-    return start, start + words[keep - 1].end()
+    if last_suffix is None:
+        # No street word: only capitalised names make it an address ("3 different shops" not).
+        names = [w for w in words[1:3] if w.group(0)[:1].isupper()]
+        if not names:
+            return None
+        last_suffix = words.index(names[-1])
+    keep = last_suffix + 1
+    end = start + words[keep - 1].end()
+    secondary = _SECONDARY_AFTER.match(text, end)
+    return start, secondary.end() if secondary else end
 
 
 def _postcode(text: str, m: re.Match[str]) -> Span | None:
@@ -387,35 +403,69 @@ def _default(text: str, m: re.Match[str]) -> Span | None:
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One kind of personal data: ``pattern`` and a ``locate`` function that, given the text
-    and a match, returns the span to replace (group ``v`` by default) or None to keep it."""
+    and a match, returns the span to replace (group ``v`` by default) or None to keep it.
+
+    The pattern runs only when the text holds a digit (if ``digit``) and, for each group of
+    ``needs``, one of its strings in lower case: most messages hold no digit and none of the
+    cue words, which keeps scrubbing cheap.
+    """
 
     name: str
     pattern: re.Pattern[str]
     locate: Callable[[str, re.Match[str]], Span | None] = _default
+    needs: tuple[tuple[str, ...], ...] = ()
+    digit: bool = False
+
+    def __post_init__(self) -> None:
+        if any(isinstance(group, str) for group in self.needs):
+            raise TypeError(f"{self.name}: needs holds groups of strings, not strings")
+
+    def may_match(self, lower: str, has_digit: bool) -> bool:
+        if self.digit and not has_digit:
+            return False
+        return all(any(s in lower for s in group) for group in self.needs)
 
 
+_AT_WORDS = (" at ", "(at)", "[at]", "{at}", "<at>", "( at )", "[ at ]")
+_FR_WORDS = ("rue ", "avenue ", "av. ", "boulevard ", "bd ", "place ", "chemin ", "impasse ",
+             "allée ", "allee ", "quai ", "route ", "cours ", "square ", "passage ", "voie ",
+             "rond-point ")
+_PREFIX_WORDS = ("via ", "viale ", "piazza", "corso ", "vicolo ", "strada ", "contrada ", "borgo ",
+                 "rotonda ", "stretto ", "incrocio ", "canale ", "largo ", "calle ", "avenida ",
+                 "paseo ", "plaza ", "camino ", "carrer ", "rambla ", "ronda ", "carretera ",
+                 "pasaje ", "glorieta ", "callej", "cuesta ", "urbaniz", "alameda ", "vía ", "rua ",
+                 "travess", "traves", "acceso ", "vial ", "cañada ", "canada ", "c/", "c. ")
+_NUMBER_LAST_WORDS = ("stra", "str.", "weg ", "gasse ", "platz ", "allee ", "ring ", "damm ",
+                      "ufer ", "chaussee ", "pfad ", "steig ", "laan ", "plein ", "gracht ",
+                      "kade ", "hof ", "boulevard ", "singel ", "dijk ", "dreef ", "steeg ",
+                      "markt ", "berg ", "baan ", "pad ")
+_CVV_WORDS = ("cvv", "cvc", "cid", "csc", "cvn", "security", "verification", "digit")
+_CUE_WORDS = ("live", "living", "reside", "address", " to ")
+_ACCOUNT_WORDS = ("account", "acct", "a/c", "routing", "sort", "bsb")
 BUILTIN: tuple[Rule, ...] = (
-    Rule(EMAIL, _EMAIL),
-    Rule(EMAIL, _SPELLED_EMAIL),
-    Rule(IBAN, _IBAN, _iban),
-    Rule(CARD, _CARD, _card),
-    Rule(CVV, _CVV),
-    Rule(EXPIRY, _EXPIRY),
-    Rule(BIRTH_DATE, _BIRTH_DATE),
-    Rule(IP_ADDRESS, _IPV4, _ip),
-    Rule(IP_ADDRESS, _IPV6, _ip),
-    Rule(ADDRESS, _STREET_EN, _street_en),
-    Rule(ADDRESS, _STREET_NUMBER_LAST, _street_with_postcode),
-    Rule(ADDRESS, _STREET_FR, _street_with_postcode),
-    Rule(ADDRESS, _STREET_PREFIX, _street_with_postcode),
-    Rule(ADDRESS, _ADDRESS_CUE, _address_cue),
-    Rule(POSTCODE, _POSTCODE, _postcode),
-    Rule(ONE_TIME_CODE, _CODE, _code),
-    Rule(ACCOUNT, _ACCOUNT),
-    Rule(PHONE, _PHONE, _phone),
-)
+    Rule(EMAIL, _EMAIL, needs=(("@",),)),
+    Rule(EMAIL, _SPELLED_EMAIL, needs=(_AT_WORDS, ("dot", "."))),
+    Rule(IBAN, _IBAN, _iban, digit=True),
+    Rule(CARD, _CARD, _card, digit=True),
+    Rule(CVV, _CVV, digit=True, needs=(_CVV_WORDS,)),
+    Rule(EXPIRY, _EXPIRY, digit=True, needs=(("exp", "valid", "thru"),)),
+    Rule(BIRTH_DATE, _BIRTH_DATE, digit=True, needs=(("born", "birth", "dob", "d.o.b"),)),
+    Rule(IP_ADDRESS, _IPV4, _ip, digit=True, needs=((".",),)),
+    Rule(IP_ADDRESS, _IPV6, _ip, needs=((":",),)),
+    Rule(ADDRESS, _STREET_EN, digit=True),
+    Rule(ADDRESS, _STREET_NUMBER_LAST, _street_with_postcode, digit=True,
+         needs=(_NUMBER_LAST_WORDS,)),
+    Rule(ADDRESS, _STREET_FR, _street_fr, needs=(_FR_WORDS,)),
+    Rule(ADDRESS, _STREET_PREFIX, _street_with_postcode, digit=True, needs=(_PREFIX_WORDS,)),
+    Rule(ADDRESS, _ADDRESS_CUE, _address_cue, digit=True, needs=(_CUE_WORDS,)),
+    Rule(POSTCODE, _POSTCODE, _postcode, digit=True),
+    Rule(ONE_TIME_CODE, _CODE, _code, digit=True, needs=(("otp", "code", "pin", "one"),)),
+    Rule(ACCOUNT, _ACCOUNT, digit=True, needs=(_ACCOUNT_WORDS,)),
+    Rule(PHONE, _PHONE, _phone, digit=True),
+)  # fmt: skip
 NAMES: tuple[str, ...] = tuple(dict.fromkeys(r.name for r in BUILTIN))
 
+_ANY_DIGIT = re.compile(r"\d")
 _PLACEHOLDER = re.compile(r"\{\{[^{}\n]{1,80}\}\}")
 
 
@@ -462,7 +512,11 @@ class Scrubber:
         """The personal data in ``text``, as non-overlapping spans in text order."""
         taken: list[Span] = [m.span() for m in _PLACEHOLDER.finditer(text)]
         found: list[Found] = []
+        lower = text.lower()
+        has_digit = _ANY_DIGIT.search(text) is not None
         for rule in self.rules:
+            if not rule.may_match(lower, has_digit):
+                continue
             for m in rule.pattern.finditer(text):
                 span = rule.locate(text, m)
                 if span is None or span[0] >= span[1]:
