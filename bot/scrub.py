@@ -136,9 +136,7 @@ _IBAN = re.compile(r"(?i)(?<![\w-])[a-z]{2}\d{2}(?:[ -]?[a-z0-9]){10,30}")
 # 12 to 19 digits, optionally grouped by single spaces or dashes.
 _CARD = re.compile(r"(?<![\w+(.,/-])\d(?:[ -]?\d){11,18}(?![\w-]|[.,]\d)")
 
-_DATE_NUM = (
-    r"(?:\d{1,2}[./-]\d{1,2}[./-](?:19|20)?\d{2}|(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2})"
-)
+_DATE_NUM = r"(?:\d{1,2}[./-]\d{1,2}[./-](?:19|20)?\d{2}|(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2})"
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
     r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
@@ -284,21 +282,19 @@ def _group(m: re.Match[str]) -> Span:
 
 
 def _card(text: str, m: re.Match[str]) -> Span | None:
-    start, end = m.span()
-    if _business_id(text, start, end):
-        return None
+    start = m.start()
     value = m.group(0)
     groups = [len(g) for g in re.split(r"[ -]", value)]
     # Cards are written whole or in fours (Amex 4-6-5); other groupings are phone numbers.
     if len(groups) > 1 and not (
-        all(g == 4 for g in groups[:-1]) or groups[:2] == [4, 6] and len(groups) == 3
+        all(g == 4 for g in groups[:-1]) or (groups[:2] == [4, 6] and len(groups) == 3)
     ):
         return None
     # The longest prefix that ends a group and passes Luhn: "4111 1111 1111 1111 2 items".
     cut = len(value)
     while cut > 0:
         if luhn_valid(value[:cut]):
-            return start, start + cut
+            return None if _business_id(text, start, start + cut) else (start, start + cut)
         cut = max(value.rfind(" ", 0, cut), value.rfind("-", 0, cut))
     return None
 
@@ -360,7 +356,8 @@ def _street_with_postcode(text: str, m: re.Match[str]) -> Span | None:
 
 
 def _street_fr(text: str, m: re.Match[str]) -> Span | None:
-    """"8, rue Henry"; without a number only when a postcode follows ("rue Mallet, 79677")."""
+    """A French street: with its number ("8, rue Henry"), or with a postcode after it ("rue
+    Mallet, 79677 Costeboeuf") or an address cue before it ("new address boulevard Petit")."""
     tail = _POSTCODE_TAIL.match(text, m.end())
     if tail:
         return m.start(), tail.end("v")
@@ -427,18 +424,28 @@ class Rule:
 
 
 _AT_WORDS = (" at ", "(at)", "[at]", "{at}", "<at>", "( at )", "[ at ]")
-_FR_WORDS = ("rue ", "avenue ", "av. ", "boulevard ", "bd ", "place ", "chemin ", "impasse ",
-             "allée ", "allee ", "quai ", "route ", "cours ", "square ", "passage ", "voie ",
-             "rond-point ")
-_PREFIX_WORDS = ("via ", "viale ", "piazza", "corso ", "vicolo ", "strada ", "contrada ", "borgo ",
-                 "rotonda ", "stretto ", "incrocio ", "canale ", "largo ", "calle ", "avenida ",
-                 "paseo ", "plaza ", "camino ", "carrer ", "rambla ", "ronda ", "carretera ",
-                 "pasaje ", "glorieta ", "callej", "cuesta ", "urbaniz", "alameda ", "vía ", "rua ",
-                 "travess", "traves", "acceso ", "vial ", "cañada ", "canada ", "c/", "c. ")
-_NUMBER_LAST_WORDS = ("stra", "str.", "weg ", "gasse ", "platz ", "allee ", "ring ", "damm ",
-                      "ufer ", "chaussee ", "pfad ", "steig ", "laan ", "plein ", "gracht ",
-                      "kade ", "hof ", "boulevard ", "singel ", "dijk ", "dreef ", "steeg ",
-                      "markt ", "berg ", "baan ", "pad ")
+
+
+def _words(spaced: str, stems: str = "") -> tuple[str, ...]:
+    """Gate strings: whole words (followed by a space) and word stems."""
+    return (*(f"{w} " for w in spaced.split()), *stems.split())
+
+
+_FR_WORDS = _words(
+    "rue avenue av. boulevard bd place chemin impasse allée allee quai route cours square "
+    "passage voie rond-point"
+)
+_PREFIX_WORDS = _words(
+    "via viale corso vicolo strada contrada borgo rotonda stretto incrocio canale largo calle "
+    "avenida paseo plaza camino carrer rambla ronda carretera pasaje glorieta cuesta alameda "
+    "vía rua acceso vial cañada canada c.",
+    "piazza callej urbaniz traves c/",
+)
+_NUMBER_LAST_WORDS = _words(
+    "weg gasse platz allee ring damm ufer chaussee pfad steig laan plein gracht kade hof "
+    "boulevard singel dijk dreef steeg markt berg baan pad",
+    "stra str.",
+)
 _CVV_WORDS = ("cvv", "cvc", "cid", "csc", "cvn", "security", "verification", "digit")
 _CUE_WORDS = ("live", "living", "reside", "address", " to ")
 _ACCOUNT_WORDS = ("account", "acct", "a/c", "routing", "sort", "bsb")
