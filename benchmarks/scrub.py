@@ -19,6 +19,7 @@ import csv
 import gzip
 import json
 import platform
+import re
 import sys
 import time
 from collections import Counter
@@ -32,6 +33,10 @@ from bot.scrub import Scrubber
 from tests.learning.pii_eval import PII_SET, evaluate, failures, load
 
 BITEXT = ROOT.parent / "shared" / "data" / "bitext" / "bitext_cs_train.csv.gz"
+CUCOM = ROOT.parent / "shared" / "data" / "cucom" / "cucom_ecommerce.jsonl.gz"
+# CuCom's order ids ("302-1234567-8901234"): real-shaped business numbers none of which is
+# personal data, so every one scrubbed is a false positive.
+ORDER_ID = re.compile(r"\b\d{3}-\d{6,7}-\d{6,7}\b")
 OUT = ROOT / "benchmarks" / "results" / "scrub.json"
 
 # Shapes that make backtracking patterns blow up: long runs of what the patterns repeat.
@@ -92,6 +97,34 @@ def bitext_changes(scrubber: Scrubber, rows: int) -> dict[str, object] | None:
     }
 
 
+def cucom_changes(scrubber: Scrubber) -> dict[str, object] | None:
+    """What the scrubber replaces in CuCom's customer turns (synthetic, with fake personal data)."""
+    if not CUCOM.is_file():
+        return None
+    turns = changed = orders = orders_scrubbed = 0
+    kinds: Counter[str] = Counter()
+    with gzip.open(CUCOM, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            for turn in json.loads(line)["turns"]:
+                if turn["role"].lower() != "user":
+                    continue
+                text = turn["content"]
+                found = scrubber.find(text)
+                turns += 1
+                changed += bool(found)
+                kinds.update(f.name for f in found)
+                for m in ORDER_ID.finditer(text):
+                    orders += 1
+                    orders_scrubbed += any(f.start < m.end() and m.start() < f.end for f in found)
+    return {
+        "customer_turns": turns,
+        "changed_turns": changed,
+        "by_type": dict(kinds.most_common()),
+        "order_ids": orders,
+        "order_ids_scrubbed": orders_scrubbed,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bitext-rows", type=int, default=24183)
@@ -135,6 +168,14 @@ def main() -> None:
             f"{share['answers']:.2%} of answers, by type {bitext['by_type']}"
         )
 
+    cucom = cucom_changes(scrubber)
+    if cucom is not None:
+        print(
+            f"CuCom customer turns: changed {cucom['changed_turns']}/{cucom['customer_turns']}, "
+            f"by type {cucom['by_type']}; order ids scrubbed "
+            f"{cucom['order_ids_scrubbed']}/{cucom['order_ids']}"
+        )
+
     missed = failures(report)
     print("targets:", "all met" if not missed else "; ".join(missed))
     OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -147,6 +188,7 @@ def main() -> None:
         "hostile": hostile,
         "hostile_10x_ratio_max": ratio,
         "bitext": bitext,
+        "cucom": cucom,
         "targets_met": not missed,
     }
     OUT.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

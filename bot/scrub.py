@@ -165,11 +165,11 @@ _CODE = re.compile(
     r"(?i)\b(?P<cue>otp|one[- ]time\s(?:pass(?:word|code)?|code|pin)|verification\scode|"
     r"confirmation\scode|auth(?:entication|orization)?\scode|log-?in\scode|sign-?in\scode|"
     r"2fa\scode|sms\scode|security\spin|passcode|pin(?:\scode|\snumber)?|code)\b[^\d\n]{0,12}?"
-    r"(?P<v>\d{3}[ -]\d{3}|\d{4,8})(?![\w/])"
+    r"(?<![A-Za-z])(?P<v>\d{3}[ -]\d{3}|\d{4,8})(?![\w/])"
 )
 _NOT_SECRET_CODE = re.compile(
     r"(?i)\b(?:product|discount|promo|promotional|coupon|voucher|gift|zip|postal|post|area|"
-    r"country|dialing|dialling|tracking|item|sku|error|status|reference|sort|swift|bic|bank|"
+    r"country|dialing|dialling|tracking|item|sku|error|status|reference|sort|swift|bic|bank|ifsc|"
     r"tax|vat|style|colour|color|size|qr|bar|access)\s$"
 )
 _ACCOUNT = re.compile(
@@ -245,6 +245,7 @@ _STREET_PREFIX = re.compile(
     rf"(?:\s{_PARTICLES})?(?:\s(?:{_PARTICLES}\s)?[A-ZÀ-Ý][\w'’-]{{0,24}}){{1,4}},?\s\d{{1,4}}"
     r"[a-zA-Z]?(?![\w])(?:,?\s(?i:apt\.?|puerta|piso|appartamento|piano|interno|scala)\s?\d{1,4})?"
 )
+_PO_BOX = re.compile(r"(?i)\bp\.?\s?o\.?\s?box\s{1,3}\d{1,6}\b")
 _POSTCODE_TAIL = re.compile(r",?\s?(?P<v>\d{4,5}(?:\s?[A-Z]{2})?)(?=\s[A-ZÀ-Ý])")
 # "I live at 12 main st", "ship it to 4 elm court": any number and words after an address cue.
 _CUE = (
@@ -267,7 +268,16 @@ _POSTCODE = re.compile(
     rf"\b(?P<uk>{_UK_POSTCODE})\b|\b(?:{_STATES})\s(?P<us>\d{{5}}(?:-\d{{4}})?)\b|"
     r"(?i:\b(?:post\s?code|postal\scode|zip(?:\s?code)?|plz|cap|code\spostal)\b)"
     r"[^\w\n]{0,3}(?i:is\s)?(?P<cue>(?i:[a-z]{1,2}\d[a-z\d]?\s?\d[a-z]{2})|\d{4}\s?[A-Z]{2}|"
-    r"\d{5}(?:-\d{4})?|\d{4})\b"
+    r"\d{5}(?:-\d{4})?|\d{4})\b|"
+    # India's six-digit PIN code, not a card PIN
+    r"(?i:\bpin\s?code\b)[^\w\n]{0,3}(?i:is\s)?(?P<pin>\d{6})\b"
+)
+# ", Springfield, IL 62704", ", London SW1A 1AA", ", Chennai - 600001" after a street: the town
+# and postcode go with it.
+_TOWN = r"[A-Z][\w'’.-]{1,24}(?:\s[A-Z][\w'’.-]{1,24}){0,2}"
+_EN_TAIL = re.compile(
+    rf"(?:,\s?|\s)(?:{_TOWN}(?:,\s?|\s?-\s?|\s)){{1,2}}"
+    rf"(?P<v>\d{{5,6}}(?:-\d{{4}})?|{_UK_POSTCODE})(?![\w-])"
 )
 
 
@@ -349,6 +359,11 @@ def _code(text: str, m: re.Match[str]) -> Span | None:
     return m.span("v")
 
 
+def _street_en(text: str, m: re.Match[str]) -> Span | None:
+    tail = _EN_TAIL.match(text, m.end())
+    return (m.start(), tail.end("v")) if tail else m.span()
+
+
 def _street_with_postcode(text: str, m: re.Match[str]) -> Span | None:
     """The street, with a continental postcode that follows it (", 10115 Berlin")."""
     tail = _POSTCODE_TAIL.match(text, m.end())
@@ -385,7 +400,7 @@ def _address_cue(text: str, m: re.Match[str]) -> Span | None:
 
 
 def _postcode(text: str, m: re.Match[str]) -> Span | None:
-    for name in ("uk", "us", "cue"):
+    for name in ("uk", "us", "cue", "pin"):
         if m.group(name) is not None:
             if name == "uk" and _business_id(text, m.start(), m.end()):
                 return None
@@ -459,12 +474,13 @@ BUILTIN: tuple[Rule, ...] = (
     Rule(BIRTH_DATE, _BIRTH_DATE, digit=True, needs=(("born", "birth", "dob", "d.o.b"),)),
     Rule(IP_ADDRESS, _IPV4, _ip, digit=True, needs=((".",),)),
     Rule(IP_ADDRESS, _IPV6, _ip, needs=((":",),)),
-    Rule(ADDRESS, _STREET_EN, digit=True),
+    Rule(ADDRESS, _STREET_EN, _street_en, digit=True),
     Rule(ADDRESS, _STREET_NUMBER_LAST, _street_with_postcode, digit=True,
          needs=(_NUMBER_LAST_WORDS,)),
     Rule(ADDRESS, _STREET_FR, _street_fr, needs=(_FR_WORDS,)),
     Rule(ADDRESS, _STREET_PREFIX, _street_with_postcode, digit=True, needs=(_PREFIX_WORDS,)),
     Rule(ADDRESS, _ADDRESS_CUE, _address_cue, digit=True, needs=(_CUE_WORDS,)),
+    Rule(ADDRESS, _PO_BOX, digit=True, needs=(("box",),)),
     Rule(POSTCODE, _POSTCODE, _postcode, digit=True),
     Rule(ONE_TIME_CODE, _CODE, _code, digit=True, needs=(("otp", "code", "pin", "one"),)),
     Rule(ACCOUNT, _ACCOUNT, digit=True, needs=(_ACCOUNT_WORDS,)),

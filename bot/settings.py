@@ -228,7 +228,7 @@ class LearningSettings(Section):
     """Learning from the logs: PII scrubbing of exports and the retraining gate."""
 
     # Extra patterns to scrub, placeholder name -> regex: {"Order Number" = "ORD-\\d{6}"}
-    # becomes {{Order Number}}. Applied after the built-in email/card/account/phone patterns.
+    # becomes {{Order Number}}. Applied after the built-in patterns (bot.scrub.NAMES).
     scrub_patterns: dict[str, str] = Field(default_factory=dict)
     # Built-in patterns to turn off, by placeholder name, e.g. ["Phone Number"].
     scrub_disable: list[str] = Field(default_factory=list)

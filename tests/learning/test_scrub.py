@@ -87,16 +87,20 @@ def test_settings_build_the_scrubber() -> None:
         ("DOB: 04/03/1987", "DOB: {{Date of Birth}}"),
         ("my date of birth is 1987-03-04", "my date of birth is {{Date of Birth}}"),
         # street addresses and postcodes
+        ("I live at 1600 Pennsylvania Avenue NW, Washington, DC 20500", "I live at {{Address}}"),
+        ("Flat 3, 12 High St, London SW1A 1AA.", "{{Address}}."),
+        ("its 45, Main Street, Chennai - 600001. hurry", "its {{Address}}. hurry"),
         (
-            "I live at 1600 Pennsylvania Avenue NW, Washington, DC 20500",
-            "I live at {{Address}}, Washington, DC {{Postcode}}",
+            "Pin code is 400076, near the water tank",
+            "Pin code is {{Postcode}}, near the water tank",
         ),
-        ("Flat 3, 12 High St, London SW1A 1AA", "{{Address}}, London {{Postcode}}"),
+        ("deliver to Kings Road, London SW3 4RP", "deliver to Kings Road, London {{Postcode}}"),
         ("Hauptstraße 12a, 10115 Berlin", "{{Address}} Berlin"),
         ("8, rue de la Paix, 75002 Paris", "{{Address}} Paris"),
         ("Via Roma 10, 00184 Roma", "{{Address}} Roma"),
         ("ship it to 42 elm st please", "ship it to {{Address}} please"),
         ("my zip code is 90210", "my zip code is {{Postcode}}"),
+        ("send it to P.O. Box 4711, Springfield", "send it to {{Address}}, Springfield"),
         # IP addresses
         ("logged in from 203.0.113.7 today", "logged in from {{IP Address}} today"),
         ("from 2001:db8::8a2e:370:7334 ok", "from {{IP Address}} ok"),
