@@ -508,7 +508,12 @@ class Scrubbed:
 class Scrubber:
     """Replaces personal data with ``{{Name}}`` placeholders; see the module docstring."""
 
-    def __init__(self, extra: Mapping[str, str] | None = None, disable: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        extra: Mapping[str, str] | None = None,
+        disable: Iterable[str] = (),
+        keep: Iterable[str] = (),
+    ) -> None:
         off = set(disable)
         unknown = off - set(NAMES)
         if unknown:
@@ -523,12 +528,15 @@ class Scrubber:
             except re.error as exc:
                 raise InputError(f"learning.scrub_patterns[{name!r}]: bad regex: {exc}") from None
         self.rules = tuple(rules)
+        # The company's own contacts ("support@shop.example", its phone line) stay in answers.
+        self.keep = frozenset(_normal(k) for k in keep if _normal(k))
 
     @classmethod
     def from_settings(cls, learning: object) -> Scrubber:
         return _cached(
             tuple(sorted((getattr(learning, "scrub_patterns", None) or {}).items())),
             tuple(sorted(getattr(learning, "scrub_disable", ()) or ())),
+            tuple(sorted(getattr(learning, "scrub_keep", ()) or ())),
         )
 
     def find(self, text: str) -> list[Found]:
@@ -547,6 +555,8 @@ class Scrubber:
                 if any(s < span[1] and span[0] < e for s, e in taken):
                     continue
                 taken.append(span)
+                if self.keep and _normal(text[span[0] : span[1]]) in self.keep:
+                    continue
                 found.append(Found(span[0], span[1], rule.name))
         found.sort(key=lambda f: f.start)
         return found
@@ -568,14 +578,21 @@ class Scrubber:
         return self.scrub(text).text
 
 
+def _normal(value: str) -> str:
+    """Letters and digits only, case-folded: "+1 (800) 555-0199" and "18005550199" agree."""
+    return "".join(c for c in value.casefold() if c.isalnum())
+
+
 @lru_cache(maxsize=8)
-def _cached(extra: tuple[tuple[str, str], ...], disable: tuple[str, ...]) -> Scrubber:
-    return Scrubber(dict(extra), disable)
+def _cached(
+    extra: tuple[tuple[str, str], ...], disable: tuple[str, ...], keep: tuple[str, ...]
+) -> Scrubber:
+    return Scrubber(dict(extra), disable, keep)
 
 
 def default_scrubber() -> Scrubber:
     """The built-in rules only, shared."""
-    return _cached((), ())
+    return _cached((), (), ())
 
 
 class ScrubLogFilter(logging.Filter):

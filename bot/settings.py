@@ -252,6 +252,9 @@ class LearningSettings(Section):
     intent_epochs: int = Field(0, ge=0)  # 0: the preset's number of epochs
     # Earlier customer turns kept with a reply pair as its context.
     context_turns: int = Field(3, ge=0, le=20)
+    # The company's own contacts that stay in shared answers, not scrubbed as personal data:
+    # ["support@shop.example", "+1 800 555 0199"] (compared on letters and digits only).
+    scrub_keep: list[str] = Field(default_factory=list)
 
     @field_validator("scrub_patterns")
     @classmethod

@@ -211,3 +211,11 @@ def test_log_lines_are_scrubbed() -> None:
     finally:
         logger.removeHandler(handler)
     assert stream.getvalue() == "customer 7 wrote: I'm {{Email}}, card {{Card Number}}\n"
+
+
+def test_the_company_contacts_to_keep_stay() -> None:
+    settings = load_settings(learning={"scrub_keep": ["Support@Shop.example", "+1 800 555 0199"]})
+    scrubber = Scrubber.from_settings(settings.learning)
+    assert scrubber("mail support@shop.example or call 1-800-555-0199, not jane@x.io") == (
+        "mail support@shop.example or call 1-800-555-0199, not {{Email}}"
+    )
