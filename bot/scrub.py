@@ -595,6 +595,9 @@ def default_scrubber() -> Scrubber:
     return _cached((), (), ())
 
 
+_FORMATTER = logging.Formatter()
+
+
 class ScrubLogFilter(logging.Filter):
     """Scrub each log record's message, so customer text never reaches a log line unscrubbed.
 
@@ -613,6 +616,9 @@ class ScrubLogFilter(logging.Filter):
         scrubbed = self.scrubber(message)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
+        if record.exc_info and not record.exc_text:
+            # An exception's message may quote customer text: format it now, scrubbed.
+            record.exc_text = self.scrubber(_FORMATTER.formatException(record.exc_info))
         return True
 
 

@@ -208,9 +208,16 @@ def test_log_lines_are_scrubbed() -> None:
     logger.propagate = False
     try:
         logger.warning("customer %s wrote: %s", 7, "I'm jane@example.com, card 4111111111111111")
+        try:
+            raise ValueError("bad input: call me on +44 20 7946 0958")
+        except ValueError:
+            logger.exception("refused")
     finally:
         logger.removeHandler(handler)
-    assert stream.getvalue() == "customer 7 wrote: I'm {{Email}}, card {{Card Number}}\n"
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "customer 7 wrote: I'm {{Email}}, card {{Card Number}}"
+    assert lines[1] == "refused"
+    assert lines[-1] == "ValueError: bad input: call me on {{Phone Number}}"
 
 
 def test_the_company_contacts_to_keep_stay() -> None:
