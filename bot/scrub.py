@@ -227,13 +227,15 @@ _STREET_EN = re.compile(
 _STREET_NUMBER_LAST = re.compile(
     r"\b[A-ZÄÖÜ][\wäöüß'’.-]{0,40}?(?i:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|"
     r"ufer|chaussee|pfad|steig|straat|laan|plein|gracht|kade|hof|boulevard|singel|dijk|dreef|"
-    r"steeg|markt|berg|baan|pad)\s(?!(?:19|20)\d\d\b)\d{1,5}[a-zA-Z]?(?:[-/]\d{1,5}[a-zA-Z]?)?(?![\w])"
+    r"steeg|markt|berg|baan|pad)\s(?!(?:19|20)\d\d\b)"  # "Spring 2024" is no street
+    r"\d{1,5}[a-zA-Z]?(?:[-/]\d{1,5}[a-zA-Z]?)?(?![\w])"
 )
 _PARTICLES = r"(?:de|du|des|la|le|les|aux?|del|della|delle|dei|di|da|el|los|las|y|e)"
 # "8, rue Jeanne Henry", "12 avenue des Champs-Élysées"
 _STREET_FR = re.compile(
-    r"(?i:\b(?P<n>\d{1,4}(?:\s?(?:bis|ter))?,?\s)?(?:rue|avenue|av\.|boulevard|bd|place|chemin|impasse|"
-    r"all[ée]e|quai|route|cours|square|passage|voie|rond-point))"
+    r"(?i:\b(?P<n>\d{1,4}(?:\s?(?:bis|ter))?,?\s)?"
+    r"(?:rue|avenue|av\.|boulevard|bd|place|chemin|impasse|all[ée]e|quai|route|cours|square|"
+    r"passage|voie|rond-point))"
     rf"(?:\s(?:{_PARTICLES}\s|d['’]|l['’]){{0,2}}[A-ZÀ-Ý][\w'’-]{{0,24}}){{1,5}}"
 )
 # "Via Roma 10", "Piazza Pellico, 59", "Calle de Juan Pérez 23 Puerta 3"
@@ -247,7 +249,7 @@ _STREET_PREFIX = re.compile(
 )
 _PO_BOX = re.compile(r"(?i)\bp\.?\s?o\.?\s?box\s{1,3}\d{1,6}\b")
 _POSTCODE_TAIL = re.compile(r",?\s?(?P<v>\d{4,5}(?:\s?[A-Z]{2})?)(?=\s[A-ZÀ-Ý])")
-# "I live at 12 main st", "ship it to 4 elm court": any number and words after an address cue.
+# Words that announce an address.
 _CUE = (
     r"(?i)\b(?:live\sat|living\sat|reside\sat|address(?:\sis|:)?|"
     r"(?:ship|deliver|send|mail|post|forward|return)(?:ed|ped)?(?:\s[\w]{1,12}){0,2}\sto|"
