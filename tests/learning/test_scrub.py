@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-import importlib.util
 import io
+import json
 import logging
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -184,15 +188,21 @@ def test_labelled_set_sample_meets_the_targets() -> None:
     assert failures(report) == []
 
 
-def test_the_set_generator_is_deterministic_and_labels_its_values() -> None:
+def test_the_set_generator_is_deterministic_and_labels_its_values(tmp_path: Path) -> None:
     pytest.importorskip("faker")
-    spec = importlib.util.spec_from_file_location("pii_set", PII_SET.parents[1] / "pii_set.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    first, again = module.generate(90), module.generate(90)
-    assert first == again
-    for row in first:
+    script = PII_SET.parents[1] / "pii_set.py"
+    runs = []
+    for hash_seed in ("1", "2"):  # string hashing must not change the set
+        out = tmp_path / f"set{hash_seed}.jsonl"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        cmd = [sys.executable, str(script), "--lines", "150", "--out", str(out)]
+        runs.append((subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL), out))
+    outputs = []
+    for proc, out in runs:
+        assert proc.wait(timeout=120) == 0
+        outputs.append(out.read_text(encoding="utf-8"))
+    assert outputs[0] == outputs[1]
+    for row in map(json.loads, outputs[0].splitlines()):
         for label in row["pii"]:
             value = row["text"][label["start"] : label["end"]]
             assert value.strip() == value and value, row
