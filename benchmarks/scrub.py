@@ -55,6 +55,8 @@ HOSTILE = {
     "colons": ":a" * 2000,
     "street words": "Hauptstr" * 500,
     "cue words": "code is " * 500,
+    "emails": "a@b.io " * 571,
+    "phone numbers": "+1 555 123 4567 " * 250,
 }
 
 

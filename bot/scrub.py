@@ -20,6 +20,7 @@ meet (a separator class never overlaps what follows it), so matching stays linea
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import logging
 import re
@@ -494,6 +495,27 @@ _ANY_DIGIT = re.compile(r"\d")
 _PLACEHOLDER = re.compile(r"\{\{[^{}\n]{1,80}\}\}")
 
 
+class _Taken:
+    """Non-overlapping spans sorted by start: an overlap check costs a binary search, so a text
+    with thousands of matches is not quadratic."""
+
+    def __init__(self, spans: Iterable[Span] = ()) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        for span in spans:
+            self.add(span)
+
+    def add(self, span: Span) -> bool:
+        """Take ``span`` unless it overlaps one already taken; return whether it was taken."""
+        start, end = span
+        i = bisect.bisect_right(self.starts, start)
+        if (i and self.ends[i - 1] > start) or (i < len(self.starts) and self.starts[i] < end):
+            return False
+        self.starts.insert(i, start)
+        self.ends.insert(i, end)
+        return True
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     start: int
@@ -543,7 +565,7 @@ class Scrubber:
 
     def find(self, text: str) -> list[Found]:
         """The personal data in ``text``, as non-overlapping spans in text order."""
-        taken: list[Span] = [m.span() for m in _PLACEHOLDER.finditer(text)]
+        taken = _Taken(m.span() for m in _PLACEHOLDER.finditer(text))
         found: list[Found] = []
         lower = text.lower()
         has_digit = _ANY_DIGIT.search(text) is not None
@@ -554,9 +576,8 @@ class Scrubber:
                 span = rule.locate(text, m)
                 if span is None or span[0] >= span[1]:
                     continue
-                if any(s < span[1] and span[0] < e for s, e in taken):
+                if not taken.add(span):
                     continue
-                taken.append(span)
                 if self.keep and _normal(text[span[0] : span[1]]) in self.keep:
                     continue
                 found.append(Found(span[0], span[1], rule.name))

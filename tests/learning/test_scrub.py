@@ -164,6 +164,8 @@ HOSTILE = [
     "Hauptstr" * 500,
     "code is " * 500,
     "born " * 800,
+    "a@b.io " * 571,  # many matches
+    "+1 555 123 4567 " * 250,
 ]
 
 
