@@ -1,12 +1,15 @@
 """What agents do: review suggestions, write replies, take over and hand back.
 
-An approved or edited reply is delivered on the conversation's channel and becomes a knowledge
-pair (the customer's question → the agent's final text), added to the live index at once.
+An approved or edited reply is delivered on the conversation's channel as written and becomes a
+knowledge pair (the customer's question → the agent's final text), added to the live index at
+once. The pair is scrubbed first (:mod:`bot.scrub`): personal data in either text becomes a
+typed placeholder, so nothing one customer or agent typed reaches another customer.
 An intent correction is stored on the customer's message, where training reads it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +19,7 @@ from sqlmodel import select
 from bot.errors import ConflictError, InputError, NotFoundError
 from bot.events import AGENTS, Event, conversation_topic
 from bot.importer import pair_hash
+from bot.scrub import Scrubber
 from bot.serialize import conversation_json, message_json
 from bot.services import Services
 from bot.storage.models import (
@@ -118,7 +122,11 @@ async def review_suggestion(
             s.add(reply)
             await s.flush()
             sug.reply_message_id = reply.id
-            pair = await _learn_pair(s, customer.text, final, intent or sug.intent, reply.id)
+            scrubber = Scrubber.from_settings(svc.settings.learning)
+            question, answer = await asyncio.to_thread(
+                lambda: (scrubber(customer.text), scrubber(final))
+            )
+            pair = await _learn_pair(s, question, answer, intent or sug.intent, reply.id)
             queued = await _queue(svc, s, conv, reply)
         s.add(sug)
         conv.updated_at = utcnow()

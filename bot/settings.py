@@ -228,7 +228,7 @@ class LearningSettings(Section):
     """Learning from the logs: PII scrubbing of exports and the retraining gate."""
 
     # Extra patterns to scrub, placeholder name -> regex: {"Order Number" = "ORD-\\d{6}"}
-    # becomes {{Order Number}}. Applied after the built-in email/card/account/phone patterns.
+    # becomes {{Order Number}}. Applied after the built-in patterns (bot.scrub.NAMES).
     scrub_patterns: dict[str, str] = Field(default_factory=dict)
     # Built-in patterns to turn off, by placeholder name, e.g. ["Phone Number"].
     scrub_disable: list[str] = Field(default_factory=list)
@@ -252,6 +252,9 @@ class LearningSettings(Section):
     intent_epochs: int = Field(0, ge=0)  # 0: the preset's number of epochs
     # Earlier customer turns kept with a reply pair as its context.
     context_turns: int = Field(3, ge=0, le=20)
+    # The company's own contacts that stay in shared answers, not scrubbed as personal data:
+    # ["support@shop.example", "+1 800 555 0199"] (compared on letters and digits only).
+    scrub_keep: list[str] = Field(default_factory=list)
 
     @field_validator("scrub_patterns")
     @classmethod

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from bot.errors import DeskbotError
+from bot.scrub import scrub_log_handlers
 from bot.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -65,6 +66,7 @@ def cli(ctx: click.Context, config_file: str | None, verbose: bool) -> None:
     )
     for noisy in ("httpx", "urllib3", "filelock", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    scrub_log_handlers()  # customer text in a log line is scrubbed like any shared text
     ctx.obj = CliContext(config_file)
 
 
