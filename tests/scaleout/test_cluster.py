@@ -450,3 +450,25 @@ async def test_serve_workers_forks_processes_sharing_one_port(cluster: Cluster) 
         assert len(_children(parent.pid)) == 2
     parent.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(parent.wait, 30) == 0  # every child stopped cleanly
+
+
+async def test_a_key_revoked_on_a_is_refused_at_once_on_both(cluster: Cluster) -> None:
+    a, b = cluster.urls
+    admin = _auth(cluster.admin_key)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            a + "/api/v1/admin/api-keys", json={"name": "eve", "role": "agent"}, headers=admin
+        ) as r:
+            made = await _json(r, 201)
+        eve = _auth(made["key"])
+        for url in (a, b):
+            async with http.get(url + "/api/v1/agent/me", headers=eve) as r:
+                assert (await _json(r))["name"] == "eve"
+        async with http.post(
+            f"{b}/api/v1/admin/api-keys/{made['api_key']['id']}/revoke", headers=admin
+        ) as r:
+            await _json(r)
+        # No waiting: the very next request on either process is refused.
+        for url in (a, b):
+            async with http.get(url + "/api/v1/agent/me", headers=eve) as r:
+                assert (await _json(r, 401))["error"]["message"] == "unknown or revoked API key"
