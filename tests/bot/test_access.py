@@ -3,6 +3,7 @@ HTTP on the server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -196,3 +197,31 @@ async def test_admin_erases_a_conversation_and_its_learned_pair_leaves_the_index
     assert pair.id not in {h.pair_id for h in hits}
     assert all(answer != h.answer for h in hits)
     await _error(await client.get(f"/api/v1/conversations/{conv}/messages", headers=auth), 404)
+
+
+async def test_the_server_that_runs_jobs_purges_on_its_timer(
+    aiohttp_client: Any, home: Path, embedder: Any
+) -> None:
+    from bot.app import create_app
+    from bot.settings import load_settings
+
+    settings = load_settings(
+        home=home, generation={"backend": "off"}, privacy={"retain_days": 30, "purge_every_s": 1}
+    )
+    app = create_app(settings, embedder=embedder, run_jobs=True)
+    client = await aiohttp_client(app)
+    db = client.app[SERVICES].db
+    async with db.session() as s:
+        old = Conversation(channel="widget", updated_at=utcnow() - timedelta(days=31))
+        new = Conversation(channel="widget", updated_at=utcnow() - timedelta(days=29))
+        s.add(old)
+        s.add(new)
+        await s.flush()
+    for _ in range(100):
+        async with db.session() as s:
+            if await s.get(Conversation, old.id) is None:
+                break
+        await asyncio.sleep(0.05)
+    async with db.session() as s:
+        assert await s.get(Conversation, old.id) is None
+        assert await s.get(Conversation, new.id) is not None
