@@ -225,3 +225,59 @@ async def test_the_server_that_runs_jobs_purges_on_its_timer(
     async with db.session() as s:
         assert await s.get(Conversation, old.id) is None
         assert await s.get(Conversation, new.id) is not None
+
+
+async def test_erased_pairs_announced_on_the_bus_are_masked_here(make_client: Any) -> None:
+    from bot.events import MODELS, Event
+    from bot.privacy import PAIRS_ERASED
+
+    client = await make_client()
+    svc = client.app[SERVICES]
+    index = svc.runtime.models.index
+    question = "How can I cancel my order?"
+    top = index.search([question], k=1)[0][0].pair_id
+    # As another process announces an erasure (bot/app.py follows the models topic).
+    await svc.bus.publish(MODELS, Event(PAIRS_ERASED, {"pair_ids": [top]}))
+    for _ in range(100):
+        if top not in {h.pair_id for h in index.search([question], k=10)[0]}:
+            break
+        await asyncio.sleep(0.02)
+    assert top not in {h.pair_id for h in index.search([question], k=10)[0]}
+
+
+def test_cli_erase_masks_the_pair_in_the_stored_index(home: Path) -> None:
+    from bot.settings import load_settings
+    from bot.storage.db import Database
+    from retrieval.store import IndexStore
+
+    settings = load_settings(home=home)
+
+    async def prepare() -> tuple[int, int]:
+        from bot.storage.models import Message
+
+        db = Database(settings.sqlalchemy_url)
+        async with db.session() as s:
+            pair = (await s.exec(select(KnowledgePair).order_by(KnowledgePair.id))).first()
+            assert pair is not None, "the sample home has imported pairs"
+            conv = Conversation(channel="widget")
+            s.add(conv)
+            await s.flush()
+            reply = Message(conversation_id=conv.id, channel="widget", role="bot", text="x")
+            s.add(reply)
+            await s.flush()
+            pair.source_ref = f"message:{reply.id}"  # as if mined from this conversation
+            s.add(pair)
+        await db.dispose()
+        return conv.id, pair.id  # type: ignore[return-value]
+
+    conv_id, pair_id = asyncio.run(prepare())
+    assert IndexStore(home / "indexes").load_active(None).pair(pair_id) is not None
+    result = CliRunner(env={"DESKBOT_HOME": str(home)}).invoke(
+        cli, ["privacy", "erase", "--conversation", str(conv_id), "--yes"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["knowledge_pair_ids"] == [pair_id] and report["index_pairs_masked"] == 1
+    assert "restarts" in report["notes"][0]  # no Redis: running servers learn it on restart
+    reloaded = IndexStore(home / "indexes").load_active(None, verify=False)
+    assert reloaded.pair(pair_id) is None
