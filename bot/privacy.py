@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import ipaddress
 import json
 import logging
+import os
 import re
+import shutil
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -315,14 +318,20 @@ async def _delete_conversations(s: Any, conv_ids: list[int]) -> dict[str, int]:
     return counts
 
 
-async def erase_subject(db: Database, subject: Subject) -> ErasureReport:
-    """Delete everything stored about the subject in one transaction (GDPR art. 17).
+async def erase_subject(
+    db: Database, subject: Subject, settings: Settings | None = None
+) -> ErasureReport:
+    """Delete everything stored about the subject in one transaction (GDPR art. 17), then,
+    given ``settings``, their rows in the training-data exports under ``home/exports``.
 
     The caller masks ``report.pair_ids`` in the index (:func:`mask_live_index` in a server,
     :func:`mask_stored_index` from the command line).
     """
     async with db.session() as s:
         rows = await _subject_rows(s, subject)
+        texts = [m.text for m in rows["messages"]] + [
+            t for x in rows["suggestions"] for t in (x.draft, x.final_text) if t
+        ]
         conv_ids = [c.id for c in rows["conversations"]]
         pair_ids = [p.id for p in rows["knowledge_pairs"]]
         cleared = await _clear_sources(s, pair_ids, set(conv_ids))
@@ -333,12 +342,81 @@ async def erase_subject(db: Database, subject: Subject) -> ErasureReport:
                 await s.exec(delete(KnowledgePair).where(col(KnowledgePair.id).in_(part)))
             ).rowcount
     report = ErasureReport(subject.as_json(), deleted, pair_ids, cleared)
+    if settings is not None and texts:
+        from bot.scrub import Scrubber
+
+        scrubber = Scrubber.from_settings(settings.learning)
+        report.deleted["export_rows"] = await asyncio.to_thread(
+            erase_from_exports, settings.home / "exports", texts, scrubber
+        )
     log.info(
         "erased %s: %s",
         "conversations " + ",".join(map(str, conv_ids)) if conv_ids else "no conversation",
         ", ".join(f"{v} {k}" for k, v in deleted.items()),
     )
     return report
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()  # as bot/export.py compares texts
+
+
+def erase_from_exports(root: Path, texts: Sequence[str], scrubber: Any) -> int:
+    """Drop the rows of every training-data export under ``root`` that hold one of ``texts``
+    (exports keep scrubbed text, so the texts are scrubbed the same way before comparing; a
+    row of another person with the very same scrubbed words goes too). Returns rows dropped."""
+    from bot.export import INTENT_FILE, MANIFEST_FILE, PAIRS_FILE
+
+    if not root.is_dir():
+        return 0
+    wanted = {_norm(scrubber(t)) for t in texts} | {_norm(t) for t in texts}
+    dropped = 0
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        counts: dict[str, int] = {}
+        intents = folder / INTENT_FILE
+        if intents.is_file():
+            with open(intents, encoding="utf-8", newline="") as fh:
+                rows = list(csv.reader(fh))
+            kept = rows[:1] + [r for r in rows[1:] if not r or _norm(r[0]) not in wanted]
+            if len(kept) != len(rows):
+                dropped += len(rows) - len(kept)
+                _rewrite(intents, lambda fh, kept=kept: csv.writer(fh).writerows(kept))
+            counts["intent_examples"] = max(0, len(kept) - 1)
+        pairs = folder / PAIRS_FILE
+        if pairs.is_file():
+            lines = pairs.read_text(encoding="utf-8").splitlines()
+            keep = [ln for ln in lines if ln.strip() and not _pair_mentions(ln, wanted)]
+            if len(keep) != len([ln for ln in lines if ln.strip()]):
+                dropped += len([ln for ln in lines if ln.strip()]) - len(keep)
+                _rewrite(pairs, lambda fh, keep=keep: fh.write("".join(f"{x}\n" for x in keep)))
+            counts["reply_pairs"] = len(keep)
+        manifest = folder / MANIFEST_FILE
+        if counts and manifest.is_file():
+            with contextlib.suppress(ValueError):
+                data = json.loads(manifest.read_text(encoding="utf-8"))
+                if isinstance(data, dict):
+                    data.update(counts)
+                    _rewrite(manifest, lambda fh, data=data: fh.write(json.dumps(data, indent=2)))
+    return dropped
+
+
+def _pair_mentions(line: str, wanted: set[str]) -> bool:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(row, dict):
+        return False
+    texts = [row.get("question"), row.get("answer"), *(row.get("context") or [])]
+    return any(isinstance(t, str) and _norm(t) in wanted for t in texts)
+
+
+def _rewrite(path: Path, write: Any) -> None:
+    """Replace ``path`` whole (a crash leaves the old or the new file, never half of one)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        write(fh)
+    os.replace(tmp, path)
 
 
 async def mask_live_index(svc: Any, pair_ids: list[int]) -> int | None:
@@ -394,7 +472,7 @@ async def forget_pairs(runtime: Any, pair_ids: Any) -> None:
 class PurgeReport:
     cutoff: datetime
     deleted: dict[str, int]
-    uploads: int
+    uploads: int  # uploaded import files and training-data exports
 
     def as_json(self) -> dict[str, Any]:
         return {"cutoff": self.cutoff.isoformat(), "deleted": self.deleted, "uploads": self.uploads}
@@ -403,8 +481,8 @@ class PurgeReport:
 async def purge_expired(
     db: Database, settings: Settings, *, now: datetime | None = None
 ) -> PurgeReport | None:
-    """Delete conversations idle for longer than ``privacy.retain_days`` (all their rows) and
-    older uploaded import files. None when retention is off.
+    """Delete conversations idle for longer than ``privacy.retain_days`` (all their rows),
+    and older uploaded import files and training-data exports. None when retention is off.
 
     Knowledge pairs mined from a purged conversation stay: they are the team's answers, and
     an erasure request removes them for a person who asks.
@@ -431,6 +509,7 @@ async def purge_expired(
             for k, v in (await _delete_conversations(s, ids)).items():
                 deleted[k] = deleted.get(k, 0) + v
     uploads = await asyncio.to_thread(_purge_uploads, settings.home / "uploads", cutoff)
+    uploads += await asyncio.to_thread(_purge_uploads, settings.home / "exports", cutoff)
     if deleted or uploads:
         log.info("retention purge before %s: %s, %d uploads", cutoff.date(), deleted, uploads)
     return PurgeReport(cutoff, deleted, uploads)
@@ -443,9 +522,13 @@ def _purge_uploads(folder: Path, cutoff: datetime) -> int:
     gone = 0
     for path in folder.iterdir():
         with contextlib.suppress(FileNotFoundError):
-            if path.is_file() and path.stat().st_mtime < limit:
+            if path.stat().st_mtime >= limit:
+                continue
+            if path.is_dir():  # an export: a folder of files written at once
+                shutil.rmtree(path)
+            else:
                 path.unlink()
-                gone += 1
+            gone += 1
     return gone
 
 

@@ -257,7 +257,7 @@ async def privacy_erase(request: web.Request) -> web.Response:
     await _admin(request)
     svc = services(request)
     subject = _subject(await json_body(request))
-    report = await privacy.erase_subject(svc.db, subject)
+    report = await privacy.erase_subject(svc.db, subject, svc.settings)
     report.index_masked = await privacy.mask_live_index(svc, report.pair_ids)
     return web.json_response(report.as_json())
 

@@ -102,7 +102,7 @@ def privacy_erase(
         db = Database(settings.sqlalchemy_url)
         try:
             await db.upgrade()
-            report = await privacy.erase_subject(db, subject)
+            report = await privacy.erase_subject(db, subject, settings)
             report.index_masked = await privacy.mask_stored_index(settings, db, report.pair_ids)
             if report.pair_ids and not settings.redis_url.get_secret_value():
                 report.notes.append(

@@ -214,6 +214,10 @@ async def test_retention_purge_removes_exactly_what_is_past_its_date(
     (uploads / "new.csv").write_text("a,b\n")
     stale = (utcnow() - timedelta(days=31)).timestamp()
     os.utime(uploads / "old.csv", (stale, stale))
+    for name in ("export-old", "export-new"):
+        (tmp_path / "exports" / name).mkdir(parents=True)
+        (tmp_path / "exports" / name / "reply_pairs.jsonl").write_text("{}\n")
+    os.utime(tmp_path / "exports" / "export-old", (stale, stale))
     settings = load_settings(home=tmp_path, privacy={"retain_days": 30})
 
     report = await privacy.purge_expired(db, settings)
@@ -226,7 +230,8 @@ async def test_retention_purge_removes_exactly_what_is_past_its_date(
         "messages": 2,
         "conversations": 1,
     }
-    assert report.uploads == 1 and sorted(p.name for p in uploads.iterdir()) == ["new.csv"]
+    assert report.uploads == 2 and sorted(p.name for p in uploads.iterdir()) == ["new.csv"]
+    assert [p.name for p in (tmp_path / "exports").iterdir()] == ["export-new"]
     # The team's answers mined from it stay knowledge (below); all else of it is gone.
     everything = await _scan(db, skip=("knowledge_pairs",))
     assert "old question" not in everything and "recent question" in everything
@@ -291,6 +296,26 @@ def test_cli_export_and_erase(tmp_path: Path) -> None:
 
     made = asyncio.run(prepare())
     env = {"DESKBOT_HOME": str(home)}
+    # A training-data export holds the scrubbed text of the message, and another person's.
+    from bot.export import IntentExample, ReplyPair, TrainingExport, write_export
+    from bot.scrub import Scrubber
+
+    scrubbed = Scrubber()(f"mail {EMAIL}")
+    assert EMAIL not in scrubbed
+    exported = write_export(
+        TrainingExport(
+            since=utcnow(),
+            intent_examples=(
+                IntentExample(scrubbed, "contact", 1, "corrected"),
+                IntentExample("where is my parcel?", "track", 2, "corrected"),
+            ),
+            reply_pairs=(
+                ReplyPair(scrubbed, "we will write", (), None, 1, "agent"),
+                ReplyPair("refund?", "done", ("where is my parcel?",), None, 2, "agent"),
+            ),
+        ),
+        home / "exports" / "export-1",
+    )
     from bot.cli import cli
 
     out = tmp_path / "export.json"
@@ -305,6 +330,13 @@ def test_cli_export_and_erase(tmp_path: Path) -> None:
     report = json.loads(result.output)
     assert report["deleted"]["conversations"] == 1
     assert report["knowledge_pair_ids"] == [made["pair_id"]]
+    assert report["deleted"]["export_rows"] == 2
+    left = (exported / "intent_examples.csv").read_text() + (
+        exported / "reply_pairs.jsonl"
+    ).read_text()
+    assert scrubbed not in left and "where is my parcel?" in left and "refund?" in left
+    manifest = json.loads((exported / "manifest.json").read_text())
+    assert (manifest["intent_examples"], manifest["reply_pairs"]) == (1, 1)
     result = CliRunner(env=env).invoke(cli, ["privacy", "erase", "--email", "x"])
     assert result.exit_code != 0 and "is not an e-mail address" in str(result.exception)
 
