@@ -267,7 +267,7 @@
     try {
       const keys = (await client.get("/api/v1/admin/api-keys")).api_keys;
       if (!keys.length) { box.replaceChildren(el("p", { class: "muted", text: "No keys." })); return; }
-      box.replaceChildren(el("table", { "aria-label": "API keys" }, [
+      box.replaceChildren(el("table", { "aria-label": "Agent and admin keys" }, [
         el("thead", {}, [el("tr", {}, ["name", "role", "prefix", "status", "last used", "expires", ""].map((t) => el("th", { text: t })))]),
         el("tbody", {}, keys.map((k) => el("tr", { "data-key-id": String(k.id) }, [
           el("td", { text: k.name }),
