@@ -575,6 +575,8 @@ def minimise_url(url: str | None, mode: str) -> str | None:
         return None
     if not parts.scheme or not host:
         return None
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
     netloc = f"{host}:{port}" if port else host  # never the user:password of a URL
     path = parts.path if mode == "path" else ""
     return urlunsplit((parts.scheme, netloc, path, "", ""))

@@ -279,6 +279,8 @@ def test_visitor_ip_and_page_are_kept_as_set() -> None:
     v6 = privacy.minimise_client_meta({"ip": "2001:db8:1:2:3::9", "widget": {}}, load_settings())
     assert v6["ip"] == "2001:db8:1::"
     assert "ip" not in privacy.minimise_client_meta({"ip": "unknown"}, load_settings())
+    assert privacy.minimise_url("http://[::1]:8080/a?b=c", "path") == "http://[::1]:8080/a"
+    assert privacy.minimise_url("not a url", "path") is None
 
 
 def test_cli_export_and_erase(tmp_path: Path) -> None:
