@@ -281,3 +281,58 @@ def test_cli_erase_masks_the_pair_in_the_stored_index(home: Path) -> None:
     assert "restarts" in report["notes"][0]  # no Redis: running servers learn it on restart
     reloaded = IndexStore(home / "indexes").load_active(None, verify=False)
     assert reloaded.pair(pair_id) is None
+
+
+def test_the_worker_purges_when_servers_run_no_jobs(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bot.storage.db import Database
+    from tests.conftest import REPO_ROOT
+
+    home = tmp_path / "home"
+    db_url = f"sqlite+aiosqlite:///{home / 'deskbot.db'}"
+
+    async def add(days: float) -> int:
+        db = Database(db_url)
+        await db.upgrade()
+        async with db.session() as s:
+            conv = Conversation(channel="widget", updated_at=utcnow() - timedelta(days=days))
+            s.add(conv)
+            await s.flush()
+        await db.dispose()
+        return conv.id  # type: ignore[return-value]
+
+    async def exists(conv_id: int) -> bool:
+        db = Database(db_url)
+        async with db.session() as s:
+            found = await s.get(Conversation, conv_id) is not None
+        await db.dispose()
+        return found
+
+    old, new = asyncio.run(add(31)), asyncio.run(add(29))
+    env = {
+        **os.environ,
+        "DESKBOT_HOME": str(home),
+        "DESKBOT_PRIVACY__RETAIN_DAYS": "30",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bot", "worker", "--poll", "0.2"],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while asyncio.run(exists(old)) and time.monotonic() < deadline:
+            assert worker.poll() is None, worker.stderr.read().decode()  # type: ignore[union-attr]
+            time.sleep(0.2)
+        assert not asyncio.run(exists(old))
+        assert asyncio.run(exists(new))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(20)
