@@ -156,7 +156,7 @@ async def run(messages: int) -> dict[str, Any]:
         "slack",
         {
             "signing_secret": SECRET,
-            "bot_token": "xoxb-b",
+            "bot_token": "xoxb-b-0123456789abcdef",
             "api_base": str(fake_server.make_url("/api")),
         },
     )

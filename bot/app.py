@@ -18,6 +18,7 @@ from bot.events import MODELS, Event
 from bot.jobs import RELOADS, JobRunner
 from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from bot.pipeline import ReplyPipeline
+from bot.privacy import PAIRS_ERASED, forget_pairs, purge_loop
 from bot.runtime import ModelRuntime
 from bot.services import Services
 from bot.settings import Settings
@@ -140,12 +141,16 @@ def create_app(
         svc.jobs = JobRunner(settings, database, on_finished=finished)
         if settings.server.run_jobs if run_jobs is None else run_jobs:
             svc.jobs.start()
+            if settings.privacy.retain_days > 0:  # scaled out, `deskbot worker` purges
+                pollers.append(svc.spawn(purge_loop(database, settings), name="retention-purge"))
 
         async def follow_models() -> None:
             async with svc.bus.subscribe(MODELS) as events:
                 async for event in events:
                     if event.type == "activated":
                         await runtime.reload([event.data["kind"]])
+                    elif event.type == PAIRS_ERASED:
+                        await forget_pairs(runtime, event.data.get("pair_ids"))
                     elif event.type == "__closed__":
                         return
 

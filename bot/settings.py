@@ -351,6 +351,21 @@ class HandoffSettings(Section):
         return self
 
 
+class PrivacySettings(Section):
+    """Retention and what is kept about a widget visitor (bot/privacy.py)."""
+
+    # Conversations with no activity for this many days are deleted with everything stored
+    # about them, and uploaded import files older than this; 0 keeps everything.
+    retain_days: int = Field(0, ge=0)
+    # How often the purge runs: in the server that runs jobs, else in `deskbot worker`.
+    purge_every_s: float = Field(3600.0, ge=1)
+    # Visitor IP stored with a widget conversation: whole, truncated (IPv4 /24, IPv6 /48) or none.
+    client_ip: Literal["full", "truncated", "none"] = "truncated"
+    # Host page URL stored with a widget conversation: whole, without query and fragment
+    # ("path", where tokens and e-mail addresses tend to sit), scheme and host only, or none.
+    page_url: Literal["full", "path", "origin", "none"] = "path"
+
+
 class Settings(BaseSettings):
     """Validated settings for one deskbot process."""
 
@@ -375,6 +390,7 @@ class Settings(BaseSettings):
     learning: LearningSettings = Field(default_factory=LearningSettings)
     dialogue: DialogueSettings = Field(default_factory=DialogueSettings)
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("database_url")
     @classmethod

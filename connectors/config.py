@@ -16,6 +16,10 @@ from urllib.parse import urlsplit
 
 from connectors.errors import ChannelConfigError
 
+# A shared secret shorter than this can be guessed online; several platforms (Telegram's
+# secret_token) authenticate webhooks with nothing else.
+MIN_SECRET_CHARS = 16
+
 
 def secret(default: str | None = None) -> Any:
     """A secret option: hidden from repr and masked when settings are shown."""
@@ -48,6 +52,14 @@ class ChannelConfig:
     def __post_init__(self) -> None:
         if not self.timeout_s > 0:
             raise ChannelConfigError("timeout_s", f"must be > 0, got {self.timeout_s!r}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            # An optional secret left empty means "unused" or "same as another"; its
+            # connector's own checks decide whether empty is allowed.
+            if f.metadata.get("secret") and value and len(value) < MIN_SECRET_CHARS:
+                raise ChannelConfigError(
+                    f.name, f"is {len(value)} characters; use at least {MIN_SECRET_CHARS}"
+                )
 
     @classmethod
     def secret_options(cls) -> frozenset[str]:

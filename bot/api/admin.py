@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
 from sqlmodel import col, select
 
+from bot import privacy
 from bot.api.common import field, json_body, path_int, principal, services
+from bot.auth import api_key_json, create_api_key, list_api_keys, revoke_api_key
 from bot.errors import InputError, NotFoundError
 from bot.events import MODELS, Event
 from bot.jobs import JOB_KINDS, enqueue, request_cancel, upload_dir
 from bot.metrics import summary
 from bot.serialize import message_json, model_json, run_json
-from bot.storage.models import Message, ModelVersion, Role, TrainingRun
+from bot.storage.models import Message, ModelVersion, Role, TrainingRun, utcnow
 from bot.storage.registry import KINDS, activate_model_version, list_model_versions
 
 routes = web.RouteTableDef()
@@ -198,3 +201,70 @@ async def uncertain(request: web.Request) -> web.Response:
             )
         ).all()
     return web.json_response({"messages": [message_json(m) for m in rows]})
+
+
+# -- API keys: list, create (shown once), revoke ------------------------------------------------
+
+
+@routes.get("/api/v1/admin/api-keys")
+async def api_keys(request: web.Request) -> web.Response:
+    await _admin(request)
+    rows = await list_api_keys(services(request).db)
+    return web.json_response({"api_keys": [api_key_json(k) for k in rows]})
+
+
+@routes.post("/api/v1/admin/api-keys")
+async def create_key(request: web.Request) -> web.Response:
+    """Body: ``{"name", "role", "expires_days"?}``; the key is in this answer only."""
+    await _admin(request)
+    svc = services(request)
+    body = await json_body(request)
+    name = field(body, "name", str)
+    role = field(body, "role", str)
+    days = field(body, "expires_days", int, required=False)
+    if days is not None and not 1 <= days <= 3650:
+        raise InputError("'expires_days' must be between 1 and 3650")
+    expires_at = utcnow() + timedelta(days=days) if days else None
+    key = await create_api_key(svc.db, name, role, expires_at=expires_at)
+    row = next(k for k in await list_api_keys(svc.db) if key.startswith(f"dsk_{k.prefix}_"))
+    return web.json_response({"key": key, "api_key": api_key_json(row)}, status=201)
+
+
+@routes.post("/api/v1/admin/api-keys/{key_id}/revoke")
+async def revoke_key(request: web.Request) -> web.Response:
+    await _admin(request)
+    key_id = path_int(request, "key_id")
+    row = await revoke_api_key(services(request).db, key_id, keep_an_admin=True)
+    return web.json_response({"api_key": api_key_json(row)})
+
+
+# -- data-subject requests (GDPR articles 15 and 17) --------------------------------------------
+
+
+@routes.post("/api/v1/admin/privacy/export")
+async def privacy_export(request: web.Request) -> web.Response:
+    """Everything stored about one person. Body: exactly one of ``conversation_id``,
+    ``email`` or ``platform_user`` ("CHANNEL:ID"); in the body, so no proxy logs it."""
+    await _admin(request)
+    svc = services(request)
+    subject = _subject(await json_body(request))
+    return web.json_response(await privacy.export_subject(svc.db, subject))
+
+
+@routes.post("/api/v1/admin/privacy/erase")
+async def privacy_erase(request: web.Request) -> web.Response:
+    """Delete everything stored about one person (same body as export); what was touched."""
+    await _admin(request)
+    svc = services(request)
+    subject = _subject(await json_body(request))
+    report = await privacy.erase_subject(svc.db, subject, svc.settings)
+    report.index_masked = await privacy.mask_live_index(svc, report.pair_ids)
+    return web.json_response(report.as_json())
+
+
+def _subject(body: dict[str, object]) -> privacy.Subject:
+    return privacy.parse_subject(
+        conversation=field(body, "conversation_id", int, required=False),
+        email=field(body, "email", str, required=False),
+        platform_user=field(body, "platform_user", str, required=False),
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from sqlmodel import col, select
 
@@ -14,8 +16,9 @@ from bot.api.common import (
     text_field,
 )
 from bot.api.sse import stream_events
-from bot.errors import InputError, NotFoundError
-from bot.events import AGENTS
+from bot.auth import Principal
+from bot.errors import ConflictError, ForbiddenError, InputError, NotFoundError
+from bot.events import AGENTS, Event, conversation_topic
 from bot.review import agent_reply, review_suggestion, set_owner
 from bot.serialize import conversation_json, message_json, suggestion_json
 from bot.storage.models import (
@@ -25,8 +28,10 @@ from bot.storage.models import (
     Role,
     Suggestion,
     SuggestionStatus,
+    utcnow,
 )
 
+log = logging.getLogger("deskbot.api")
 routes = web.RouteTableDef()
 
 
@@ -133,24 +138,80 @@ async def conversation(request: web.Request) -> web.Response:
     )
 
 
+async def _check_owner(svc: object, conv_id: int, who: Principal, what: str) -> None:
+    """An agent acts only in a conversation nobody else has claimed; an admin anywhere."""
+    if who.role == "admin":
+        return
+    async with svc.db.session() as s:  # type: ignore[attr-defined]
+        conv = await s.get(Conversation, conv_id)
+    if conv is None:
+        raise NotFoundError("no such conversation")
+    owner = conv.assigned_agent
+    if owner is not None and owner != who.name and conv.status == ConversationStatus.HANDOFF:
+        raise ForbiddenError(
+            f"{owner} has claimed this conversation; to {what} here, take it over first "
+            '(POST .../claim with {"takeover": true})'
+        )
+
+
+async def _take_over(svc: object, conv_id: int, who: Principal) -> dict[str, object]:
+    """Claim a conversation another agent holds, recording who took it from whom."""
+    async with svc.db.session() as s:  # type: ignore[attr-defined]
+        conv = await s.get(Conversation, conv_id, with_for_update=True)
+        if conv is None:
+            raise NotFoundError("no such conversation")
+        if conv.status == ConversationStatus.CLOSED:
+            raise ConflictError("this conversation is closed")
+        previous = conv.assigned_agent if conv.status == ConversationStatus.HANDOFF else None
+        if previous not in (None, who.name):
+            entry = {"from": previous, "to": who.name, "role": who.role, "at": utcnow().isoformat()}
+            conv.meta = {**conv.meta, "takeovers": [*conv.meta.get("takeovers", []), entry]}
+            log.info("conversation %s taken over by %s from %s", conv_id, who.name, previous)
+        conv.status = ConversationStatus.HANDOFF
+        conv.assigned_agent = who.name
+        conv.updated_at = utcnow()
+        s.add(conv)
+    await svc.bus.publish(  # type: ignore[attr-defined]
+        conversation_topic(conv_id), Event("status", {"status": conv.status})
+    )
+    await svc.bus.publish(  # type: ignore[attr-defined]
+        AGENTS,
+        Event(
+            "queue",
+            {"reason": "takeover", "conversation_id": conv_id, "from": previous, "to": who.name},
+        ),
+    )
+    return {**conversation_json(conv), "taken_over_from": previous}
+
+
 @routes.post("/api/v1/agent/conversations/{conversation_id}/claim")
 async def claim(request: web.Request) -> web.Response:
+    """Claim a conversation; ``{"takeover": true}`` takes it from the agent holding it (the
+    takeover is recorded in the conversation's ``meta.takeovers``)."""
+    who = await principal(request)
+    svc = services(request)
+    conv_id = path_int(request, "conversation_id")
+    body = await json_body(request) if (await request.read()).strip() else {}
+    if field(body, "takeover", bool, required=False):
+        return web.json_response(await _take_over(svc, conv_id, who))
+    return web.json_response(await set_owner(svc, conv_id, who.name, take=True))
+
+
+@routes.post("/api/v1/agent/conversations/{conversation_id}/takeover")
+async def takeover(request: web.Request) -> web.Response:
     who = await principal(request)
     return web.json_response(
-        await set_owner(
-            services(request), path_int(request, "conversation_id"), who.name, take=True
-        )
+        await _take_over(services(request), path_int(request, "conversation_id"), who)
     )
 
 
 @routes.post("/api/v1/agent/conversations/{conversation_id}/handback")
 async def handback(request: web.Request) -> web.Response:
     who = await principal(request)
-    return web.json_response(
-        await set_owner(
-            services(request), path_int(request, "conversation_id"), who.name, take=False
-        )
-    )
+    svc = services(request)
+    conv_id = path_int(request, "conversation_id")
+    await _check_owner(svc, conv_id, who, "hand it back")
+    return web.json_response(await set_owner(svc, conv_id, who.name, take=False))
 
 
 @routes.post("/api/v1/agent/conversations/{conversation_id}/messages")
@@ -160,6 +221,7 @@ async def write(request: web.Request) -> web.Response:
     conv_id = path_int(request, "conversation_id")
     body = await json_body(request)
     text = text_field(body, "text", svc.settings.server.max_message_chars)
+    await _check_owner(svc, conv_id, who, "reply")
     message = await agent_reply(svc, conv_id, who.name, text)  # type: ignore[arg-type]
     return web.json_response({"message": message_json(message)}, status=201)
 
@@ -173,6 +235,10 @@ async def _review(request: web.Request, action: str) -> web.Response:
     text = text_field(body, "text", limit, required=action == "edit")
     intent = field(body, "intent", str, required=False)
     reason = field(body, "reason", str, required=False)
+    async with svc.db.session() as s:
+        sug = await s.get(Suggestion, sug_id)
+    if sug is not None:
+        await _check_owner(svc, sug.conversation_id, who, "review its suggestions")
     done = await review_suggestion(
         svc, sug_id, who.name, action, text=text, intent=intent, reason=reason
     )

@@ -14,6 +14,7 @@ from bot.cli import (  # noqa: F401 - each module registers its commands
     intent_cmds,
     learning_cmds,
     prepare_cmds,
+    privacy_cmds,
     serve_cmds,
     worker_cmds,
 )

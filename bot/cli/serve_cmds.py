@@ -1,4 +1,4 @@
-"""``deskbot serve``, ``deskbot apikey create`` and ``deskbot models``."""
+"""``deskbot serve``, ``deskbot apikey create/list/revoke`` and ``deskbot models``."""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
 import click
 from aiohttp import web
 
-from bot.auth import create_api_key
+from bot.auth import api_key_json, create_api_key, list_api_keys, revoke_api_key
 from bot.cli.app import CliContext, cli, echo_json, pass_ctx, run_async
 from bot.serialize import model_json
 from bot.settings import Settings
 from bot.storage.db import Database
+from bot.storage.models import utcnow
 from bot.storage.registry import KINDS, activate_model_version, list_model_versions
 
 log = logging.getLogger("deskbot.server")
@@ -112,19 +115,71 @@ def apikey() -> None:
 @apikey.command("create")
 @click.option("--role", type=click.Choice(["agent", "admin"]), required=True)
 @click.option("--name", required=True, help="Who uses the key (shown in reviews).")
+@click.option(
+    "--expires-days",
+    type=click.IntRange(min=1, max=3650),
+    default=None,
+    help="Refuse the key this many days from now. Default: no expiry.",
+)
 @pass_ctx
-def apikey_create(ctx: CliContext, role: str, name: str) -> None:
+def apikey_create(ctx: CliContext, role: str, name: str, expires_days: int | None) -> None:
     """Create a key and print it once; only its hash is stored."""
+    expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
 
     async def go() -> str:
         db = Database(ctx.settings.sqlalchemy_url)
         try:
             await db.upgrade()
-            return await create_api_key(db, name, role)
+            return await create_api_key(db, name, role, expires_at=expires_at)
         finally:
             await db.dispose()
 
     click.echo(run_async(go()))
+
+
+@apikey.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+def apikey_list(ctx: CliContext, as_json: bool) -> None:
+    """Every key with its status (active, expired, revoked); never the key itself."""
+
+    async def go() -> list[dict[str, Any]]:
+        db = Database(ctx.settings.sqlalchemy_url)
+        try:
+            await db.upgrade()
+            return [api_key_json(k) for k in await list_api_keys(db)]
+        finally:
+            await db.dispose()
+
+    rows = run_async(go())
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(f"{'id':>4}  {'prefix':<8}  {'role':<5}  {'status':<7}  {'expires':<10}  name")
+    for k in rows:
+        expires = (k["expires_at"] or "-")[:10]
+        click.echo(
+            f"{k['id']:>4}  {k['prefix']:<8}  {k['role']:<5}  {k['status']:<7}  {expires:<10}  "
+            f"{k['name']}"
+        )
+
+
+@apikey.command("revoke")
+@click.argument("key_ref", metavar="ID_OR_PREFIX")
+@pass_ctx
+def apikey_revoke(ctx: CliContext, key_ref: str) -> None:
+    """Revoke a key (by the id or prefix `apikey list` shows); refused at once everywhere."""
+
+    async def go() -> dict[str, Any]:
+        db = Database(ctx.settings.sqlalchemy_url)
+        try:
+            await db.upgrade()
+            return api_key_json(await revoke_api_key(db, key_ref))
+        finally:
+            await db.dispose()
+
+    row = run_async(go())
+    click.echo(f"revoked key {row['id']} ({row['prefix']}, {row['role']} {row['name']!r})")
 
 
 @cli.group()

@@ -1,4 +1,5 @@
-"""``deskbot worker``: run queued jobs (imports, training, index builds) without serving HTTP.
+"""``deskbot worker``: run queued jobs (imports, training, index builds) without serving HTTP,
+and the retention purge (``privacy.retain_days``).
 
 Scaled out, servers run with ``server.run_jobs = false`` and one or more workers claim the
 ``training_runs`` rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so each job runs once). When a
@@ -18,6 +19,7 @@ import click
 from bot.cli.app import CliContext, cli, pass_ctx, run_async
 from bot.events import MODELS, Event
 from bot.jobs import RELOADS, JobRunner
+from bot.privacy import purge_loop
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.models import TrainingRun
@@ -52,8 +54,15 @@ async def run_worker(settings: Settings, *, name: str | None = None, poll_s: flo
         await db.upgrade()
         runner = JobRunner(settings, db, on_finished=finished, poll_seconds=poll_s, name=name)
         runner.start()
+        purge = None
+        if settings.privacy.retain_days > 0:
+            purge = asyncio.create_task(purge_loop(db, settings), name="retention-purge")
         log.info("worker %s waiting for jobs", runner.name)
         await stopping.wait()
+        if purge is not None:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
         log.info("worker %s stopping", runner.name)
         await runner.stop()
     finally:

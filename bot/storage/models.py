@@ -209,6 +209,9 @@ class ApiKey(SQLModel, table=True):
     active: bool = True
     created_at: datetime = _ts(nullable=False)
     last_used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # Refused from this moment on; None: never expires.
+    expires_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
 class Outbox(SQLModel, table=True):

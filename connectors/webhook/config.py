@@ -17,9 +17,7 @@ class WebhookConfig(ChannelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require("secret", self.secret)
-        if len(self.secret) < 16:
-            raise ChannelConfigError("secret", "use at least 16 characters")
+        require("secret", self.secret)  # the length is checked for every secret
         check_url("callback_url", self.callback_url)
         if not 0 < self.replay_window_s <= 3600:
             raise ChannelConfigError("replay_window_s", "must be in (0, 3600] seconds")

@@ -282,7 +282,7 @@ CASES = [
         connector="slack",
         options=lambda base: {
             "signing_secret": "8f742231b10e8888abcd99yyyzzz85a5",
-            "bot_token": "xoxb-test-token",
+            "bot_token": "xoxb-test-token-0123456789",
             "api_base": base,
             "bot_user_id": "UBOT00001",
         },
@@ -298,9 +298,9 @@ CASES = [
     Case(
         connector="messenger",
         options=lambda base: {
-            "app_secret": "meta-app-secret",
-            "verify_token": "meta-verify",
-            "access_token": "EAAGpage",
+            "app_secret": "meta-app-secret-0123456789",
+            "verify_token": "meta-verify-0123456789",
+            "access_token": "EAAGpage0123456789",
             "api_base": base,
         },
         payload_file="meta/messenger_message.json",
@@ -314,9 +314,9 @@ CASES = [
     Case(
         connector="whatsapp",
         options=lambda base: {
-            "app_secret": "meta-app-secret",
-            "verify_token": "meta-verify",
-            "access_token": "EAAGwa",
+            "app_secret": "meta-app-secret-0123456789",
+            "verify_token": "meta-verify-0123456789",
+            "access_token": "EAAGwa0123456789",
             "api_base": base,
             "phone_number_id": "106540352242922",
         },

@@ -119,7 +119,7 @@ async def test_slack_channel_mention_is_answered_in_its_thread(make_harness: Any
     assert sent["channel"] == "C123ABC456"
     assert sent["thread_ts"] == "1515449522.000016"
     assert sent["text"] == "echo: is it possible to change my delivery address?"  # mention cut
-    assert h.fake.requests[0].headers["Authorization"] == "Bearer xoxb-test-token"
+    assert h.fake.requests[0].headers["Authorization"] == "Bearer xoxb-test-token-0123456789"
 
 
 async def test_slack_ok_false_errors_are_permanent_unless_transient(make_harness: Any) -> None:
@@ -147,7 +147,7 @@ async def test_meta_get_handshake_echoes_the_challenge_for_the_right_token(
     h: Harness = await make_harness(CASE[name])
     query = {
         "hub.mode": "subscribe",
-        "hub.verify_token": "meta-verify",
+        "hub.verify_token": "meta-verify-0123456789",
         "hub.challenge": "1158201444",
     }
     resp = await h.client.get(h.path, params=query)

@@ -20,7 +20,11 @@ from connectors.channels import ConnectorSet
 from connectors.telegram import TelegramConfig, TelegramConnector
 from connectors.webhook import WebhookConnector
 
-TELEGRAM = {"connector": "telegram", "bot_token": "123456:ABC-DEF", "secret_token": "tg_secret-1"}
+TELEGRAM = {
+    "connector": "telegram",
+    "bot_token": "123456:ABC-DEF-0123456789",
+    "secret_token": "tg_secret-1-0123456789",
+}
 
 
 def test_a_connector_name_belongs_to_one_class() -> None:
@@ -61,10 +65,10 @@ def test_channel_settings_are_typed_and_secrets_masked(monkeypatch: pytest.Monke
     assert (config.timeout_s, config.quote_replies, config.bot_token) == (
         2.5,
         True,
-        "123456:ABC-DEF",
+        "123456:ABC-DEF-0123456789",
     )
     shown = json.dumps(settings.masked())
-    assert "ABC-DEF" not in shown and "tg_secret-1" not in shown
+    assert "ABC-DEF" not in shown and "tg_secret-1-0123456789" not in shown
     assert "ABC-DEF" not in repr(config)
     connectors = ConnectorSet.from_settings(settings.connectors)
     assert [c.channel_key for c in connectors] == ["telegram:main"]
@@ -74,7 +78,7 @@ def test_channel_settings_are_typed_and_secrets_masked(monkeypatch: pytest.Monke
     ("channel", "message"),
     [
         ({"connector": "telegram", "bot_token": "123:abc"}, "'secret_token': is required"),
-        ({**TELEGRAM, "secret_token": "has spaces"}, "'secret_token': must be 1-256"),
+        ({**TELEGRAM, "secret_token": "has spaces 0123456789"}, "'secret_token': must be 1-256"),
         ({**TELEGRAM, "timeout_s": "soon"}, "'timeout_s': expected float"),
         ({**TELEGRAM, "colour": "blue"}, "'colour': unknown option"),
         ({"connector": "icq"}, "unknown connector 'icq'"),
@@ -107,8 +111,9 @@ async def test_telegram_set_webhook_registers_url_and_secret(
     server = await aiohttp_server(fake.app)
     config = tmp_path / "deskbot.toml"
     config.write_text(
-        '[connectors.channels.main]\nconnector = "telegram"\nbot_token = "123456:ABC-DEF"\n'
-        f'secret_token = "tg_secret-1"\napi_base = "{str(server.make_url("")).rstrip("/")}"\n'
+        '[connectors.channels.main]\nconnector = "telegram"\n'
+        'bot_token = "123456:ABC-DEF-0123456789"\nsecret_token = "tg_secret-1-0123456789"\n'
+        f'api_base = "{str(server.make_url("")).rstrip("/")}"\n'
     )
     runner = CliRunner()
     args = [
@@ -125,9 +130,9 @@ async def test_telegram_set_webhook_registers_url_and_secret(
     assert result.exit_code == 0, result.output
     assert "https://bot.example.com/webhooks/telegram/main" in result.output
     [call] = fake.requests
-    assert call.path == "/bot123456:ABC-DEF/setWebhook"
+    assert call.path == "/bot123456:ABC-DEF-0123456789/setWebhook"
     assert call.json()["url"] == "https://bot.example.com/webhooks/telegram/main"
-    assert call.json()["secret_token"] == "tg_secret-1"
+    assert call.json()["secret_token"] == "tg_secret-1-0123456789"
     assert "callback_query" in call.json()["allowed_updates"]  # quick-reply presses
 
     fake.fail_next(
@@ -144,3 +149,50 @@ async def test_telegram_set_webhook_registers_url_and_secret(
     result = await asyncio.to_thread(runner.invoke, cli, [*args[:-1], "http://bot.example.com"])
     assert "https" in str(result.exception)
     assert len(fake.requests) == 2  # the http URL was refused before calling Telegram
+
+
+@pytest.mark.parametrize(
+    ("channel", "option"),
+    [
+        ({**TELEGRAM, "secret_token": "a"}, "secret_token"),
+        ({"connector": "webhook", "secret": "s" * 15, "callback_url": "http://x"}, "secret"),
+        (
+            {
+                "connector": "webhook",
+                "secret": "s" * 16,
+                "callback_secret": "short",
+                "callback_url": "http://x",
+            },
+            "callback_secret",
+        ),
+        (
+            {
+                "connector": "slack",
+                "signing_secret": "s" * 32,
+                "bot_token": "xoxb-1",
+            },
+            "bot_token",
+        ),
+    ],
+)
+def test_a_short_connector_secret_fails_start_up_naming_it(
+    channel: dict[str, Any], option: str, tmp_path: Path
+) -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(connectors={"channels": {"main": channel}})
+    assert f"option {option!r}: is " in str(err.value)
+    assert "use at least 16" in str(err.value)
+    # `deskbot serve` stops before serving, with the same one-line message.
+    config = tmp_path / "deskbot.toml"
+    lines = [f"{k} = {json.dumps(v)}" for k, v in channel.items()]
+    config.write_text("[connectors.channels.main]\n" + "\n".join(lines) + "\n")
+    result = CliRunner().invoke(cli, ["--config", str(config), "serve"])
+    assert result.exit_code != 0
+    assert f"option {option!r}" in str(result.exception)
+
+
+def test_sixteen_character_secrets_are_accepted() -> None:
+    settings = load_settings(
+        connectors={"channels": {"main": {**TELEGRAM, "secret_token": "a" * 16}}}
+    )
+    assert settings.connectors.channels["main"].config.secret_token == "a" * 16

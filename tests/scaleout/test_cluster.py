@@ -450,3 +450,84 @@ async def test_serve_workers_forks_processes_sharing_one_port(cluster: Cluster) 
         assert len(_children(parent.pid)) == 2
     parent.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(parent.wait, 30) == 0  # every child stopped cleanly
+
+
+async def test_a_key_revoked_on_a_is_refused_at_once_on_both(cluster: Cluster) -> None:
+    a, b = cluster.urls
+    admin = _auth(cluster.admin_key)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            a + "/api/v1/admin/api-keys", json={"name": "eve", "role": "agent"}, headers=admin
+        ) as r:
+            made = await _json(r, 201)
+        eve = _auth(made["key"])
+        for url in (a, b):
+            async with http.get(url + "/api/v1/agent/me", headers=eve) as r:
+                assert (await _json(r))["name"] == "eve"
+        async with http.post(
+            f"{b}/api/v1/admin/api-keys/{made['api_key']['id']}/revoke", headers=admin
+        ) as r:
+            await _json(r)
+        # No waiting: the very next request on either process is refused.
+        for url in (a, b):
+            async with http.get(url + "/api/v1/agent/me", headers=eve) as r:
+                assert (await _json(r, 401))["error"]["message"] == "unknown or revoked API key"
+
+
+async def test_a_pair_erased_through_a_leaves_bs_index_at_once(cluster: Cluster) -> None:
+    from bot.storage.models import Conversation, KnowledgePair, Message
+
+    a, b = cluster.urls
+    question = "how do I get a refund for my order?"
+    db = await cluster.db()
+
+    async def sources_on_b(http: aiohttp.ClientSession) -> tuple[int, list[dict[str, Any]]]:
+        conv, token = await _start_conversation(http, b)
+        async with http.post(
+            f"{b}/api/v1/conversations/{conv}/messages",
+            json={"text": question},
+            headers=_auth(token),
+        ) as r:
+            message_id = (await _json(r))["message"]["id"]
+        async with db.session() as s:
+            row = await s.get(Message, message_id)
+        assert row is not None
+        return message_id, list(row.details.get("sources", []))
+
+    try:
+        async with aiohttp.ClientSession() as http:
+            first, sources = await sources_on_b(http)
+            top = sources[0]["pair_id"]
+            # As if the top pair had been learned from one customer's conversation.
+            async with db.session() as s:
+                conv = Conversation(channel="widget")
+                s.add(conv)
+                await s.flush()
+                msg = Message(conversation_id=conv.id, channel="widget", role="bot", text="x")
+                s.add(msg)
+                await s.flush()
+                pair = await s.get(KnowledgePair, top)
+                assert pair is not None
+                pair.source_ref = f"message:{msg.id}"
+                s.add(pair)
+            async with http.post(
+                a + "/api/v1/admin/privacy/erase",
+                json={"conversation_id": conv.id},
+                headers=_auth(cluster.admin_key),
+            ) as r:
+                report = await _json(r)
+            assert report["knowledge_pair_ids"] == [top]
+            assert report["index_pairs_masked"] == 1  # in A's own index
+
+            async def gone_on_b() -> bool:
+                _, now = await sources_on_b(http)
+                return top not in {x["pair_id"] for x in now}
+
+            await _eventually(gone_on_b, 10, "B stopped returning the erased pair")
+            async with db.session() as s:
+                kept = await s.get(Message, first)
+            assert kept is not None
+            entry = next(x for x in kept.details["sources"] if x["pair_id"] == top)
+            assert entry["question"] == entry["answer"] == "[erased]"
+    finally:
+        await db.dispose()

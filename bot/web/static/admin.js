@@ -1,7 +1,7 @@
 /*
  * Admin dashboard: metrics and charts over time, model versions (activate / roll back), the
  * confusion matrix of the active intent model, training runs with live progress, file import and
- * the messages the bot was least sure about.
+ * the messages the bot was least sure about, and the API keys (revoke).
  */
 "use strict";
 
@@ -260,6 +260,42 @@
     }
   }
 
+  // ---- API keys ------------------------------------------------------------------------
+
+  async function loadKeys() {
+    const box = document.getElementById("api-keys");
+    try {
+      const keys = (await client.get("/api/v1/admin/api-keys")).api_keys;
+      if (!keys.length) { box.replaceChildren(el("p", { class: "muted", text: "No keys." })); return; }
+      box.replaceChildren(el("table", { "aria-label": "Agent and admin keys" }, [
+        el("thead", {}, [el("tr", {}, ["name", "role", "prefix", "status", "last used", "expires", ""].map((t) => el("th", { text: t })))]),
+        el("tbody", {}, keys.map((k) => el("tr", { "data-key-id": String(k.id) }, [
+          el("td", { text: k.name }),
+          el("td", { text: k.role }),
+          el("td", {}, [el("code", { text: k.prefix })]),
+          el("td", {}, [el("span", { class: `badge ${k.status}`, text: k.status })]),
+          el("td", { text: k.last_used_at ? when(k.last_used_at) : "–" }),
+          el("td", { text: k.expires_at ? when(k.expires_at) : "never" }),
+          el("td", {}, [k.status === "revoked" ? null : el("button", { type: "button",
+            "aria-label": `Revoke the key of ${k.name} (${k.prefix})`, text: "Revoke", onclick: () => revokeKey(k) })]),
+        ]))),
+      ]));
+    } catch (err) {
+      box.replaceChildren(el("p", { class: "error-text", text: err.message }));
+    }
+  }
+
+  async function revokeKey(k) {
+    if (!window.confirm(`Revoke the ${k.role} key of ${k.name} (${k.prefix})?`)) return;
+    try {
+      await client.post(`/api/v1/admin/api-keys/${k.id}/revoke`);
+      announce(`The key of ${k.name} is revoked.`);
+    } catch (err) {
+      announce(`Could not revoke the key: ${err.message}`, true);
+    }
+    await loadKeys();
+  }
+
   document.getElementById("days").addEventListener("change", loadMetrics);
 
   signIn(client, "admin", () => {
@@ -267,6 +303,7 @@
     loadModels();
     loadRuns();
     loadUncertain();
+    loadKeys();
     setInterval(loadMetrics, 60000);
   });
 })();
