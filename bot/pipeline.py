@@ -24,7 +24,15 @@ from bot.dialogue import smalltalk as smalltalk_labels
 from bot.dialogue.config import DialogueConfig
 from bot.dialogue.handoff import BusinessHours
 from bot.dialogue.handoff import due as handoff_due
-from bot.dialogue.manager import Act, Plan, Reading, match_choice, plan_turn, split_requests
+from bot.dialogue.manager import (
+    Act,
+    Plan,
+    Reading,
+    looks_elliptical,
+    match_choice,
+    plan_turn,
+    split_requests,
+)
 from bot.dialogue.slots import SlotSpec, norm_slot, read_slot
 from bot.dialogue.state import DialogueState, PendingSlot
 from bot.events import AGENTS, Event, EventBus, conversation_topic
@@ -302,6 +310,7 @@ class ReplyPipeline:
             and state.active_intent
             and state.topic_question
             and pred is not None
+            and looks_elliptical(text)
         ):
             joined = f"{state.topic_question} {text}"
             again = await self.runtime.understand(Query(joined))

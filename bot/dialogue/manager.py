@@ -306,3 +306,17 @@ def split_requests(text: str, most: int = 3) -> list[str]:
     if len(clauses) < 2:
         return [text]
     return clauses[:most]
+
+
+# Words that make a short message lean on what was said before ("and how long does *that*
+# take?", "what's the *next* step?", "ok, and *then*?").
+_ANAPHORA = frozenset(
+    "and also but so then it its it's that this those these them they one ones there again "
+    "next step steps exactly more else same too instead either about".split()
+)
+
+
+def looks_elliptical(text: str, most_words: int = 12) -> bool:
+    """Whether a message reads as a follow-up to the previous turn rather than on its own."""
+    words = _words(text)
+    return 0 < len(words) <= most_words and any(w in _ANAPHORA for w in words)

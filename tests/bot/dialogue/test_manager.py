@@ -11,6 +11,7 @@ from bot.dialogue.manager import (
     Act,
     Reading,
     clarify_options,
+    looks_elliptical,
     match_choice,
     plan_turn,
     split_requests,
@@ -281,3 +282,18 @@ def test_split_requests_reads_a_bounded_prefix_of_hostile_text() -> None:
 def test_clarify_options_skip_unlikely_and_excluded() -> None:
     top = (("oos", 0.5), ("a", 0.3), ("b", 0.01), ("c", 0.2))
     assert clarify_options(top, {"oos"}) == ("a", "c")
+
+
+@pytest.mark.parametrize(
+    ("text", "elliptical"),
+    [
+        ("and how long does that take?", True),
+        ("what's the next step?", True),
+        ("ok, and then?", True),
+        ("what's the weather in Paris?", False),
+        ("tell me a joke", False),
+        ("and " * 50, False),  # too long to lean on the last turn
+    ],
+)
+def test_looks_elliptical(text: str, elliptical: bool) -> None:
+    assert looks_elliptical(text) == elliptical
