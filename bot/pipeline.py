@@ -249,6 +249,36 @@ class ReplyPipeline:
 
     # -- reading a message in its conversation ---------------------------------------------
 
+    def _sure(self, u: Understanding) -> bool:
+        """Whether ``u``'s intent can be answered: the model is confident, or its best guess
+        is also the intent of the nearest known question and that question is close. The
+        second opinion recovers right answers that calibration put under the threshold."""
+        p = u.prediction
+        if p is None or p.intent in self.dialogue.exclude:
+            return False
+        if p.verdict == "confident":
+            return True
+        return (
+            bool(u.hits)
+            and u.hits[0].intent == p.intent
+            and u.domain_score >= self.settings.dialogue.agree_score
+        )
+
+    def _asks_for_human(self, u: Understanding, sure: bool) -> bool:
+        """An explicit request for a person: the small-talk model says so, or the intent model
+        does and something agrees (its confidence, the small-talk model, the nearest question)."""
+        cfg, p, guess = self.settings.dialogue, u.prediction, u.smalltalk
+        said = guess is not None and guess.label == smalltalk_labels.HUMAN
+        if p is not None and p.intent not in self.dialogue.exclude and sure:
+            return False  # a confident question of the deployment's own
+        if said and guess is not None and guess.score >= cfg.human_threshold:
+            return True
+        if p is None or p.intent not in self.dialogue.human_labels:
+            return False
+        near = bool(u.hits) and u.hits[0].intent in self.dialogue.human_labels
+        weak = said and guess is not None and guess.score >= cfg.human_threshold - 0.2
+        return p.verdict == "confident" or weak or (near and u.domain_score >= cfg.agree_score)
+
     async def _read(
         self, state: DialogueState, text: str, understood: Understanding
     ) -> tuple[Reading, dict[str, Understanding]]:
@@ -257,25 +287,28 @@ class ReplyPipeline:
         other than the message's own (keyed by intent)."""
         cfg = self.settings.dialogue
         pred = understood.prediction
-        confident = pred is not None and pred.verdict == "confident"
+        sure = self._sure(understood)
         guess = understood.smalltalk
+        human = self._asks_for_human(understood, sure)
         smalltalk = None
-        if guess is not None and guess.score >= cfg.smalltalk_threshold:
+        if (
+            not human
+            and not sure
+            and guess is not None
+            and guess.label != smalltalk_labels.HUMAN
+            and guess.score >= cfg.smalltalk_threshold
             # A question that merely opens with "hi" is closer to a known question.
-            if not (confident and understood.domain_score >= guess.score):
-                smalltalk = guess.label
-        human = smalltalk == smalltalk_labels.HUMAN or (
-            confident and pred is not None and pred.intent in self.dialogue.human_labels
-        )
-        if smalltalk == smalltalk_labels.HUMAN:
-            smalltalk = None
+            and guess.score >= understood.domain_score + cfg.smalltalk_margin
+        ):
+            smalltalk = guess.label
         reading = Reading(
             intent=pred.intent if pred else None,
-            verdict=pred.verdict if pred else None,
+            verdict="confident" if sure else (pred.verdict if pred else None),
             top_k=pred.top_k if pred else (),
             smalltalk=smalltalk,
             human=human,
             in_domain=understood.domain_score >= cfg.in_domain_score,
+            elliptical=looks_elliptical(text),
         )
         found: dict[str, Understanding] = {}
         if state.pending is not None:
@@ -292,37 +325,39 @@ class ReplyPipeline:
         if state.clarify is not None:
             labels = [self.dialogue.title(i) for i in state.clarify.options]
             choice = match_choice(text, state.clarify.options, labels)
-            if choice is None and confident and pred is not None:
+            if choice is None and sure and pred is not None:
                 if pred.intent in state.clarify.options:
                     choice = pred.intent
             reading = replace(reading, choice=choice)
+        chat = smalltalk is not None and smalltalk not in (
+            smalltalk_labels.AFFIRM,
+            smalltalk_labels.DENY,
+        )
         settled = (
             human
-            or smalltalk is not None
+            or chat
             or reading.choice is not None
             or (reading.slot is not None and reading.slot.value is not None)
         )
         if settled:
             return reading, found
         if (
-            not confident
+            not sure
             and cfg.follow_ups
             and state.active_intent
             and state.topic_question
             and pred is not None
-            and looks_elliptical(text)
+            and reading.elliptical
         ):
             joined = f"{state.topic_question} {text}"
             again = await self.runtime.understand(Query(joined))
             p2 = again.prediction
-            if (
-                p2 is not None
-                and p2.verdict == "confident"
-                and p2.intent not in self.dialogue.exclude
-            ):
-                found[p2.intent] = again
-                reading = replace(reading, context_intent=p2.intent)
-        if cfg.split_requests and pred is not None and pred.verdict != "out_of_scope":
+            # Read with the topic, the message stays on it, or is surely about another intent.
+            if p2 is not None and p2.intent not in self.dialogue.exclude:
+                if p2.intent == state.active_intent or self._sure(again):
+                    found[p2.intent] = again
+                    reading = replace(reading, context_intent=p2.intent, smalltalk=None)
+        if cfg.split_requests and pred is not None and reading.verdict != "out_of_scope":
             parts = split_requests(text)
             if len(parts) > 1:
                 reading = await self._several(reading, parts, found)
@@ -337,7 +372,7 @@ class ReplyPipeline:
         wanted: list[tuple[str, str]] = []
         for part, u in zip(parts, read, strict=True):
             p = u.prediction
-            if p is None or p.verdict != "confident" or p.intent in self.dialogue.exclude:
+            if p is None or not self._sure(u):
                 continue
             if all(p.intent != i for i, _ in wanted):
                 wanted.append((p.intent, part))
@@ -408,9 +443,8 @@ class ReplyPipeline:
             assert pending is not None
             spec = self.dialogue.slots.get(norm_slot(pending.slot))
             phrase = spec.phrase if spec else pending.slot.lower()
-            text = self.dialogue.say(
-                "ask_slot_again", known, slot=phrase, example=spec.example if spec else ""
-            )
+            key = "ask_slot_again" if plan.reason == "value invalid" else "ask_slot_missing"
+            text = self.dialogue.say(key, known, slot=phrase, example=spec.example if spec else "")
             return _Turn(plan, Decision(Action.SEND, plan.reason), text, plan.state)
         if plan.act == Act.FILL:
             text, _ = fill(plan.answer or "", history, facts=facts, ask=False)
@@ -450,7 +484,11 @@ class ReplyPipeline:
         else:
             u = await self.runtime.understand(Query(plan.question, intent=plan.intent))
         hits = tuple(h for h in u.hits if h.intent == plan.intent) or u.hits
+        # A chosen intent (clarified, a follow-up, a second request) is as good as confident;
+        # so is one the nearest known question agrees with (see _sure).
         verdict = pred.verdict if own and pred is not None else "confident"
+        if own and self._sure(understood):
+            verdict = "confident"
         if not hits:
             decision = Decision(Action.HANDOFF, "nothing relevant retrieved")
             return _Turn(plan, decision, None, plan.state, understood=u)

@@ -295,8 +295,15 @@ class DialogueSettings(Section):
     """Conversations around the reply path: small talk, slots, follow-ups, clarification."""
 
     # Small talk is the nearest built-in example when it is at least this similar (cosine in
-    # the retrieval encoder's space) and no confident question is closer.
-    smalltalk_threshold: float = Field(0.75, ge=0, le=1)
+    # the retrieval encoder's space), the intent is unsure...
+    smalltalk_threshold: float = Field(0.45, ge=0, le=1)
+    # ...and at least this much more similar to it than to the nearest known question.
+    smalltalk_margin: float = Field(0.1, ge=0, le=1)
+    # "Let me talk to a person" by the small-talk model alone from this similarity on.
+    human_threshold: float = Field(0.55, ge=0, le=1)
+    # An unsure intent is answered when the nearest known question (at least this similar)
+    # has the same intent: the model and retrieval agree.
+    agree_score: float = Field(0.7, ge=0, le=1)
     # An unsure message at least this similar to a known question is in domain (offer the
     # likely intents); below it the bot says what it can help with and offers a person.
     in_domain_score: float = Field(0.55, ge=0, le=1)

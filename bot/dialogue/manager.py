@@ -46,6 +46,7 @@ class Reading:
     slot_name: str | None = None  # which slot ``slot`` reads, when nothing is pending
     choice: str | None = None  # a clarification option picked (an intent, or OTHER)
     also: tuple[tuple[str, str], ...] = ()  # further requests in the message: (intent, text)
+    elliptical: bool = False  # short and pointing back ("and how long does that take?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,19 +130,25 @@ def plan_turn(
         )
         if slot is not None and slot.value and not new_question:
             return _fill(s, pending, slot.value, "value given for the pending intent")
-        chat = r.smalltalk in (st.GREET, st.THANKS, st.BOT, st.CAPABILITIES, st.ABUSE, st.BYE)
-        if not new_question and not chat:
+        if new_question:
+            s = replace(s, pending=None)
+        elif r.smalltalk == st.DENY:
+            return _fill(s, pending, None, "customer has no value to give")
+        elif (slot is not None and slot.attempted) or r.smalltalk == st.AFFIRM or r.elliptical:
+            # An answer to the question that gives no valid value ("55", "yes", "I can't
+            # find it"): ask once more, then answer without it.
             if pending.attempts < 1:
                 again = replace(pending, attempts=pending.attempts + 1)
+                bad = slot is not None and slot.attempted and r.smalltalk is None
                 return Plan(
                     Act.ASK,
-                    "value missing or invalid",
+                    "value invalid" if bad else "value missing",
                     replace(s, pending=again),
                     intent=pending.intent,
                 )
             return _fill(s, pending, None, "went on without the value")
-        if new_question:
-            s = replace(s, pending=None)
+        # Anything else (small talk, an off-topic line) is answered as such; the value may
+        # still come next.
 
     # A new value for the slot the current topic's answer used ("ORD-5521" after the answer).
     if (

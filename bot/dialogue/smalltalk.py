@@ -219,6 +219,10 @@ EXAMPLES: Mapping[str, tuple[str, ...]] = {
         "I need a person",
         "get me a human",
         "transfer me to an operator",
+        "I want to speak to your manager",
+        "let me talk to a supervisor",
+        "escalate this to someone",
+        "I need to talk to staff",
         "speak to someone",
         "I want a real person",
         "talk to customer service agent",
@@ -261,6 +265,9 @@ REPLIES: Mapping[str, str] = {
     "ask_slot_again": (
         "That doesn't look like {slot}. Could you check it and send it again? "
         "It looks like {example}."
+    ),
+    "ask_slot_missing": (
+        "To help with that I need {slot}. Could you share it? If you don't have it, just say so."
     ),
     "clarify": "I want to make sure I understand. Did you mean:",
     "clarify_again": "Sorry, I didn't catch that. Please pick one of these:",
