@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from bot.api.common import field, json_body, path_int, principal, services
 from bot.errors import InputError, NotFoundError
 from bot.events import MODELS, Event
-from bot.jobs import JOB_KINDS, enqueue, request_cancel, upload_dir
+from bot.jobs import JOB_KINDS, check_job_params, enqueue, request_cancel, upload_dir
 from bot.metrics import summary
 from bot.serialize import message_json, model_json, run_json
 from bot.storage.models import Message, ModelVersion, Role, TrainingRun
@@ -81,6 +81,7 @@ async def start_run(request: web.Request) -> web.Response:
             f"'kind' must be one of {', '.join(k for k in JOB_KINDS if k != 'import')}"
         )
     params = field(body, "params", dict, required=False) or {}
+    params = check_job_params(kind, params, svc.settings.home)
     run = await enqueue(svc.db, kind, params)
     svc.jobs.wake()
     return web.json_response(run_json(run), status=202)
