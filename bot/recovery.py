@@ -25,6 +25,7 @@ from sqlmodel import col, select
 
 from bot.errors import OverloadedError
 from bot.events import AGENTS, Event, conversation_topic
+from bot.importer import IMPORT_CHANNEL
 from bot.metrics import OVERLOADED, RECOVERED
 from bot.serialize import message_json
 from bot.storage.messages import insert_message
@@ -135,6 +136,7 @@ async def undecided(db: Any, grace_s: float, limit: int = 200) -> list[tuple[int
                     col(Message.created_at) >= now - WINDOW,
                     col(Message.created_at) <= now - timedelta(seconds=grace_s),
                     Conversation.status == ConversationStatus.BOT,
+                    Conversation.channel != IMPORT_CHANNEL,  # history, never answered
                     or_(
                         col(Message.reply_claimed_at).is_(None),
                         col(Message.reply_claimed_at) < now - CLAIM_LEASE,
