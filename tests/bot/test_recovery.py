@@ -211,3 +211,21 @@ async def test_kill_9_mid_reply_then_restart_answers_every_message_once(
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+async def test_claims_and_stream_tickets_are_won_once_on_both_databases(db: Database) -> None:
+    """The two conditional updates the limits rely on, raced on SQLite and PostgreSQL."""
+    from bot.api.sse import issue_ticket, redeem_ticket
+    from bot.errors import AuthError
+    from bot.recovery import claim
+
+    [message_id] = await _undecided(db, 1, age_s=61, tag="race")
+    won = await asyncio.gather(*(claim(db, message_id) for _ in range(6)))
+    assert sorted(won) == [False] * 5 + [True]
+
+    ticket = await issue_ticket(db, 60, conversation_id=None)
+    results = await asyncio.gather(
+        *(redeem_ticket(db, ticket) for _ in range(6)), return_exceptions=True
+    )
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert all(isinstance(r, AuthError) for r in results if isinstance(r, BaseException))
