@@ -50,6 +50,13 @@ def _security(path: str) -> list[dict[str, list[str]]]:
     return []
 
 
+def _path_schema(name: str) -> dict[str, object]:
+    # Row ids are positive integers; anything else in such a segment is a 404.
+    if name.endswith("_id"):
+        return {"type": "integer", "minimum": 1}
+    return {"type": "string", "minLength": 1}
+
+
 def build_openapi(app: web.Application) -> dict[str, object]:
     """An OpenAPI 3.1 document generated from the router, so no route is left out."""
     paths: dict[str, dict[str, object]] = {}
@@ -60,20 +67,20 @@ def build_openapi(app: web.Application) -> dict[str, object]:
             continue
         doc = (route.handler.__doc__ or route.handler.__name__.replace("_", " ")).strip()
         params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
             for name in re.findall(r"{(\w+)}", path)
         ]
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
         op: dict[str, object] = {
             "summary": doc.splitlines()[0],
             "operationId": f"{route.method.lower()}_{route.handler.__name__}",
             "parameters": params,
             "responses": {
-                "200": {"description": "success"},
-                "4XX": {
-                    "description": "client error",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                    },
+                "2XX": {"description": "success"},
+                "4XX": {"description": "client error", "content": error},
+                "503": {
+                    "description": "busy or not ready (retry after Retry-After seconds)",
+                    "content": error if route.handler.__name__ != "readyz" else {},
                 },
             },
         }
