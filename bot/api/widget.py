@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from bot.api.common import (
@@ -29,7 +30,7 @@ from bot.api.common import (
 )
 from bot.api.sse import issue_ticket, stream_events
 from bot.auth import new_conversation_token, token_matches
-from bot.errors import AuthError, GoneError, InputError, NotFoundError
+from bot.errors import AuthError, ConflictError, GoneError, InputError, NotFoundError
 from bot.events import AGENTS, Event, conversation_topic
 from bot.recovery import hand_off, reply_slot, reply_task
 from bot.serialize import message_json
@@ -263,6 +264,17 @@ async def feedback(request: web.Request) -> web.Response:
     else:
         raise InputError("'rating' must be 1 to 5, 'up' or 'down'")
     comment = text_field(body, "comment", cfg.max_message_chars, required=False)
+    try:
+        row, replaced = await _rate(svc, request, token, message_id, rating, comment)
+    except IntegrityError:  # a concurrent first rating of the same message won
+        raise ConflictError("this message was rated at the same moment; try again") from None
+    return web.json_response({"id": row.id, "replaced": replaced}, status=200 if replaced else 201)
+
+
+async def _rate(
+    svc: Any, request: web.Request, token: str, message_id: int, rating: int, comment: str | None
+) -> tuple[Feedback, bool]:
+    cfg = svc.settings.server
     async with svc.db.session() as s:
         message = await s.get(Message, message_id)
         conv = await s.get(Conversation, message.conversation_id) if message else None
@@ -287,4 +299,4 @@ async def feedback(request: web.Request) -> web.Response:
             row.rating, row.comment, row.created_at = rating, comment, utcnow()
         s.add(row)
         await s.flush()
-    return web.json_response({"id": row.id, "replaced": replaced}, status=200 if replaced else 201)
+    return row, replaced
