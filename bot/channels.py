@@ -19,7 +19,7 @@ from bot.recovery import hand_off, release_slot, reply_task, take_slot
 from bot.serialize import message_json
 from bot.services import Services
 from bot.storage.messages import get_or_create_conversation, recent_turns, store_message
-from bot.storage.models import Conversation, ConversationStatus, Message, Role
+from bot.storage.models import Conversation, ConversationStatus, Message, Role, utcnow
 from connectors.base import Connector, InboundMessage
 from connectors.channels import ConnectorSet
 from connectors.http import make_webhook_app
@@ -86,6 +86,7 @@ class ChannelHub:
                     Role.CUSTOMER,
                     inbound.text,
                     external_id=inbound.external_message_id,
+                    reply_claimed_at=utcnow() if slot else None,  # see bot/recovery.py
                 )
                 history = await recent_turns(s, conv.id, message.id) if created else []  # type: ignore[arg-type]
                 if created and slot:

@@ -2,13 +2,15 @@
 
 A customer message is stored before its reply is worked out; a process killed in between
 leaves it without a decision. :func:`recover_once` finds such messages and answers each
-exactly once, however many processes run it: a message is taken with a conditional
-``UPDATE`` (``decision IS NULL`` and no live claim), which one process wins. It runs at
-start-up and every ``server.recovery_interval_s``.
+exactly once, however many processes run it.
 
-Which messages count as abandoned: older than ``server.recovery_grace_s`` (another process may
-still be replying to a younger one), in a conversation the bot still answers (an agent owns a
-handed-off one), and not being replied to by this process.
+Claims make this safe: the process that stores a message claims it in the same row
+(``reply_claimed_at``), and renews the claims of the replies it is still working on at every
+pass (:func:`renew_claims`), so a slow reply is never taken from a live process. A message
+whose claim has lapsed (``server.recovery_lease_s``: its process died), or that was never
+claimed and is older than ``server.recovery_grace_s``, is taken with a conditional ``UPDATE``
+which one process wins. Only conversations the bot still answers are looked at (an agent owns
+a handed-off one), never imported history.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import and_, or_, update
 from sqlmodel import col, select
 
 from bot.errors import OverloadedError
@@ -42,9 +44,6 @@ log = logging.getLogger("deskbot.recovery")
 # Only messages this recent are looked at: older undecided ones were refused or left on purpose
 # long ago, and the scan stays on the created_at index.
 WINDOW = timedelta(days=2)
-# A recovery claim is its process's for this long; a process that died mid-recovery leaves
-# the message to be claimed again after it.
-CLAIM_LEASE = timedelta(minutes=5)
 OVERLOAD_NOTICE = (
     "We're very busy right now, so I've passed your message to our support team. "
     "An agent will reply here soon."
@@ -102,8 +101,12 @@ def reply_task(svc: Any, message_id: int, coro: Coroutine[Any, Any, Any]) -> Any
     return svc.spawn(run(), name=f"reply-{message_id}")
 
 
-async def claim(db: Any, message_id: int) -> bool:
-    """Take an undecided message for recovery; True for the one process that wins it."""
+def _lapsed(now: Any, lease_s: float) -> Any:
+    return col(Message.reply_claimed_at) < now - timedelta(seconds=lease_s)
+
+
+async def claim(db: Any, message_id: int, lease_s: float) -> bool:
+    """Take an undecided message whose claim (if any) has lapsed; True for the one winner."""
     now = utcnow()
     async with db.session() as s:
         result = await s.exec(
@@ -111,10 +114,7 @@ async def claim(db: Any, message_id: int) -> bool:
             .where(
                 col(Message.id) == message_id,
                 col(Message.decision).is_(None),
-                or_(
-                    col(Message.reply_claimed_at).is_(None),
-                    col(Message.reply_claimed_at) < now - CLAIM_LEASE,
-                ),
+                or_(col(Message.reply_claimed_at).is_(None), _lapsed(now, lease_s)),
             )
             .values(reply_claimed_at=now)
             .execution_options(synchronize_session=False)
@@ -122,7 +122,22 @@ async def claim(db: Any, message_id: int) -> bool:
         return bool(result.rowcount == 1)
 
 
-async def undecided(db: Any, grace_s: float, limit: int = 200) -> list[tuple[int, int]]:
+async def renew_claims(db: Any, message_ids: set[int]) -> None:
+    """Keep the claims of the replies this process is working on from lapsing."""
+    if not message_ids:
+        return
+    async with db.session() as s:
+        await s.exec(
+            update(Message)  # type: ignore[call-overload]
+            .where(col(Message.id).in_(sorted(message_ids)), col(Message.decision).is_(None))
+            .values(reply_claimed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def undecided(
+    db: Any, grace_s: float, lease_s: float, limit: int = 200
+) -> list[tuple[int, int]]:
     """``(conversation_id, message_id)`` of abandoned customer messages, oldest first."""
     now = utcnow()
     async with db.session() as s:
@@ -134,12 +149,14 @@ async def undecided(db: Any, grace_s: float, limit: int = 200) -> list[tuple[int
                     Message.role == Role.CUSTOMER,
                     col(Message.decision).is_(None),
                     col(Message.created_at) >= now - WINDOW,
-                    col(Message.created_at) <= now - timedelta(seconds=grace_s),
                     Conversation.status == ConversationStatus.BOT,
                     Conversation.channel != IMPORT_CHANNEL,  # history, never answered
                     or_(
-                        col(Message.reply_claimed_at).is_(None),
-                        col(Message.reply_claimed_at) < now - CLAIM_LEASE,
+                        and_(
+                            col(Message.reply_claimed_at).is_(None),
+                            col(Message.created_at) <= now - timedelta(seconds=grace_s),
+                        ),
+                        _lapsed(now, lease_s),
                     ),
                 )
                 .order_by(col(Message.id))
@@ -152,18 +169,19 @@ async def undecided(db: Any, grace_s: float, limit: int = 200) -> list[tuple[int
 async def recover_once(svc: Any) -> int:
     """Answer every abandoned message this process can claim; how many it answered."""
     answered = 0
-    grace = svc.settings.server.recovery_grace_s
-    for conv_id, message_id in await undecided(svc.db, grace):
+    cfg = svc.settings.server
+    await renew_claims(svc.db, set(svc.replying))
+    for conv_id, message_id in await undecided(svc.db, cfg.recovery_grace_s, cfg.recovery_lease_s):
         if message_id in svc.replying or svc.closing:
             continue
-        if not await claim(svc.db, message_id):
+        if not await claim(svc.db, message_id, cfg.recovery_lease_s):
             continue  # another process took it
         log.warning("answering message %s of conversation %s left undecided", message_id, conv_id)
         svc.replying.add(message_id)
         try:
             await svc.pipeline.handle(conv_id, message_id)
         except Exception:
-            # The claim lapses after CLAIM_LEASE and a later pass tries again.
+            # The claim lapses after the lease and a later pass tries again.
             log.exception("recovering message %s failed", message_id)
             continue
         finally:

@@ -102,10 +102,22 @@ class ServerSettings(Section):
     # Event-stream tickets: one use, valid this long after the POST that issued them.
     stream_ticket_s: float = Field(60.0, gt=0, le=3600)
     # Customer messages left without a decision (a crash mid-reply) are answered by whichever
-    # process claims them first: at start-up and every `recovery_interval_s` (0: start-up only),
-    # once they are `recovery_grace_s` old.
+    # process claims them first, at start-up and every `recovery_interval_s` (0: start-up
+    # only). A process renews the claims of its replies in flight at each pass; a claim not
+    # renewed for `recovery_lease_s` is taken over. Unclaimed messages (stored by an older
+    # version) wait `recovery_grace_s`.
     recovery_interval_s: float = Field(30.0, ge=0)
-    recovery_grace_s: float = Field(60.0, ge=0)
+    recovery_lease_s: float = Field(120.0, ge=0)
+    recovery_grace_s: float = Field(120.0, ge=0)
+
+    @model_validator(mode="after")
+    def _lease_outlives_renewals(self) -> ServerSettings:
+        if 0 < self.recovery_lease_s <= self.recovery_interval_s:
+            raise ValueError(
+                "recovery_lease_s must be longer than recovery_interval_s, or claims of "
+                "replies still running would lapse between renewals"
+            )
+        return self
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -137,6 +137,8 @@ async def post_message(request: web.Request) -> web.Response:
                 Role.CUSTOMER,
                 text,
                 external_id=f"{conv_id}:{idem}" if idem else None,
+                # Claimed for its reply here: recovery leaves it alone while this process lives.
+                reply_claimed_at=utcnow() if slot else None,
             )
             history = await recent_turns(s, conv_id, message.id) if created else []  # type: ignore[arg-type]
             if created and slot:

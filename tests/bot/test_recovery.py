@@ -120,7 +120,9 @@ def _serve(home: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         "DESKBOT_SERVER__POLICY": "hybrid",
         "DESKBOT_SERVER__RATE_LIMIT_PER_IP": "1000",
         "DESKBOT_SERVER__RUN_JOBS": "false",
-        "DESKBOT_SERVER__RECOVERY_GRACE_S": "0",  # one process: nothing is answered elsewhere
+        # One process: nothing is being answered elsewhere, so no claim needs to be waited for.
+        "DESKBOT_SERVER__RECOVERY_GRACE_S": "0",
+        "DESKBOT_SERVER__RECOVERY_LEASE_S": "0",
         "DESKBOT_SERVER__MODEL_POLL_S": "0",
         "DESKBOT_GENERATION__BACKEND": "off",
     }
@@ -220,7 +222,7 @@ async def test_claims_and_stream_tickets_are_won_once_on_both_databases(db: Data
     from bot.recovery import claim
 
     [message_id] = await _undecided(db, 1, age_s=61, tag="race")
-    won = await asyncio.gather(*(claim(db, message_id) for _ in range(6)))
+    won = await asyncio.gather(*(claim(db, message_id, 60) for _ in range(6)))
     assert sorted(won) == [False] * 5 + [True]
 
     ticket = await issue_ticket(db, 60, conversation_id=None)
@@ -229,3 +231,38 @@ async def test_claims_and_stream_tickets_are_won_once_on_both_databases(db: Data
     )
     assert sum(not isinstance(r, BaseException) for r in results) == 1
     assert all(isinstance(r, AuthError) for r in results if isinstance(r, BaseException))
+
+
+async def test_a_slow_reply_of_a_live_process_is_not_taken_but_a_dead_ones_is(
+    aiohttp_client: Any, make_settings: Any, embedder: Any
+) -> None:
+    from bot.app import create_app
+    from bot.recovery import renew_claims
+
+    settings = make_settings(recovery_grace_s=60, recovery_lease_s=90, recovery_interval_s=0)
+    a, b = [
+        (await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))).app[
+            SERVICES
+        ]
+        for _ in range(2)
+    ]
+    [slow] = await _undecided(a.db, 1, age_s=600, tag="slow")  # long past the grace
+
+    async def claimed(age_s: float) -> None:
+        async with a.db.session() as s:
+            row = await s.get(Message, slow)
+            row.reply_claimed_at = utcnow() - timedelta(seconds=age_s)
+            s.add(row)
+
+    await claimed(89)  # A claimed it when storing it and is still replying
+    a.replying.add(slow)
+    assert await recover_once(b) == 0
+    await renew_claims(a.db, a.replying)  # A's next pass renews its claim
+    async with a.db.session() as s:
+        renewed = (await s.get(Message, slow)).reply_claimed_at
+    assert utcnow() - renewed.replace(tzinfo=renewed.tzinfo or utcnow().tzinfo) < timedelta(
+        seconds=5
+    )
+    await claimed(91)  # A died: its claim lapsed one second ago
+    assert await recover_once(b) == 1
+    assert [len(v) for m, v in (await outcomes(a.db)).items() if m == slow] == [1]
