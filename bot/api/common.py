@@ -273,7 +273,7 @@ def client_ip(request: web.Request) -> str:
     if not _trusted(networks, remote):
         return remote
     hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
-    for hop in reversed([h for h in hops if h][:64]):
+    for hop in reversed([h for h in hops if h][-64:]):  # the rightmost hops are the proxies
         if not _trusted(networks, hop):
             try:
                 return str(ipaddress.ip_address(hop))
