@@ -50,6 +50,47 @@ def _security(path: str) -> list[dict[str, list[str]]]:
     return []
 
 
+_TEXT = {"type": "string", "minLength": 1}
+# Request bodies and query parameters the routes read, by operationId; a route not listed
+# here is documented with a free-form JSON object and no query parameters.
+BODIES: dict[str, dict[str, object]] = {
+    "post_create_conversation": {"properties": {"meta": {"type": "object"}}},
+    "post_post_message": {"required": ["text"], "properties": {"text": _TEXT}},
+    "post_feedback": {
+        "required": ["rating"],
+        "properties": {
+            "rating": {
+                "oneOf": [
+                    {"type": "integer", "minimum": 1, "maximum": 5},
+                    {"enum": ["up", "down"]},
+                ]
+            },
+            "comment": _TEXT,
+        },
+    },
+    "post_write": {"required": ["text"], "properties": {"text": _TEXT}},
+    "post_approve": {"properties": {"intent": {"type": "string"}}},
+    "post_edit": {
+        "required": ["text"],
+        "properties": {"text": _TEXT, "intent": {"type": "string"}},
+    },
+    "post_reject": {"properties": {"reason": {"type": "string"}}},
+    "post_label": {"required": ["intent"], "properties": {"intent": _TEXT}},
+    "post_start_run": {
+        "required": ["kind"],
+        "properties": {"kind": {"type": "string"}, "params": {"type": "object"}},
+    },
+    "post_export_training_data": {"properties": {"since": {"type": "string"}}},
+}
+QUERIES: dict[str, dict[str, dict[str, object]]] = {
+    "get_list_messages": {"after": {"type": "integer", "minimum": 0}},
+    "get_models": {"kind": {"type": "string"}},
+    "get_metrics_summary": {"days": {"type": "integer", "minimum": 1, "maximum": 366}},
+    "get_uncertain": {"limit": {"type": "integer", "minimum": 1}},
+    "get_outbox_dead_letters": {"limit": {"type": "integer", "minimum": 1}},
+}
+
+
 def _path_schema(name: str) -> dict[str, object]:
     # Row ids are positive integers; anything else in such a segment is a 404.
     if name.endswith("_id"):
@@ -84,13 +125,19 @@ def build_openapi(app: web.Application) -> dict[str, object]:
                 },
             },
         }
+        op_id = str(op["operationId"])
+        params.extend(
+            {"name": name, "in": "query", "required": False, "schema": schema}
+            for name, schema in QUERIES.get(op_id, {}).items()
+        )
         security = _security(path)
         if security:
             op["security"] = security
         if route.method in ("POST", "PUT", "PATCH"):
+            body = BODIES.get(op_id)
             op["requestBody"] = {
-                "required": False,
-                "content": {"application/json": {"schema": {"type": "object"}}},
+                "required": bool(body and body.get("required")),
+                "content": {"application/json": {"schema": {"type": "object", **(body or {})}}},
             }
         paths.setdefault(path, {})[route.method.lower()] = op
     return {
