@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.api import admin, agent, ops, widget
+from bot.api import admin, agent, ops, sse, widget
 from bot.api.common import SERVICES, Handler, cors_middleware, error_middleware
 from bot.channels import attach
 from bot.dialogue.handoff import watch_handoffs
@@ -87,7 +87,8 @@ def create_app(
             error_middleware,
             cors_middleware(settings.server.cors_origins),
         ],
-        client_max_size=1024**2 * 2,
+        # Public bodies are small; admin uploads stream through multipart with their own cap.
+        client_max_size=settings.server.max_body_bytes,
     )
     database = db or Database(settings.sqlalchemy_url)
     runtime = ModelRuntime(settings, database, load_generator=load_generator, embedder=embedder)
@@ -100,7 +101,7 @@ def create_app(
         svc.bus = RedisBus(redis_url, prefix=settings.server.redis_prefix)
         svc.limiter = RedisRateLimiter(redis_url, prefix=settings.server.redis_prefix)
     app[SERVICES] = svc
-    for table in (widget.routes, agent.routes, admin.routes, ops.routes):
+    for table in (widget.routes, agent.routes, admin.routes, ops.routes, sse.routes):
         app.router.add_routes(table)
     try:
         from bot.web.routes import add_page_routes
@@ -163,6 +164,14 @@ def create_app(
                     lambda: svc.closing,
                 ),
                 name="watch-handoffs",
+            )
+        )
+        # Messages a crashed process left unanswered (bot/recovery.py).
+        from bot.recovery import run_recovery
+
+        pollers.append(
+            svc.spawn(
+                run_recovery(svc, settings.server.recovery_interval_s), name="recover-replies"
             )
         )
         if settings.server.model_poll_s > 0:

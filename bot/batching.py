@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
+from bot.errors import OverloadedError
+
 log = logging.getLogger("deskbot.batching")
 
 In = TypeVar("In")
@@ -34,9 +36,13 @@ class MicroBatcher(Generic[In, Out]):
         max_wait: float = 0.005,
         name: str = "model",
         thread_init: Callable[[], None] | None = None,
+        max_queue: int = 4096,
     ) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
+        if max_queue < 1:
+            raise ValueError("max_queue must be at least 1")
+        self.max_queue = max_queue
         self.fn = fn
         self.max_size = max_size
         self.max_wait = max_wait
@@ -56,8 +62,11 @@ class MicroBatcher(Generic[In, Out]):
             self._queue = asyncio.Queue()
             self._worker = asyncio.get_running_loop().create_task(self._run(), name=self.name)
         assert self._queue is not None
+        if self._queue.qsize() >= self.max_queue:
+            # Waiting callers are bounded: past the bound the caller is told to come back.
+            raise OverloadedError(f"{self.name}: too many requests waiting", retry_after=1.0)
         fut: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, fut))
+        self._queue.put_nowait((item, fut))
         return await fut
 
     def _take(self, queue: asyncio.Queue[tuple[In, asyncio.Future[Out]]], batch: list) -> list:

@@ -14,10 +14,12 @@ from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.events import AGENTS, Event
+from bot.metrics import INBOUND_DROPPED
+from bot.recovery import hand_off, release_slot, reply_task, take_slot
 from bot.serialize import message_json
 from bot.services import Services
 from bot.storage.messages import get_or_create_conversation, recent_turns, store_message
-from bot.storage.models import Conversation, ConversationStatus, Message, Role
+from bot.storage.models import Conversation, ConversationStatus, Message, Role, utcnow
 from connectors.base import Connector, InboundMessage
 from connectors.channels import ConnectorSet
 from connectors.http import make_webhook_app
@@ -41,36 +43,83 @@ class ChannelHub:
 
     async def on_inbound(self, connector: Connector, inbound: InboundMessage) -> bool:
         svc = self.svc
-        async with svc.db.session() as s:
-            conv, _ = await get_or_create_conversation(
-                s,
+        cfg = svc.settings.server
+        # The widget's limits hold here too. A refused message is acknowledged (a platform
+        # retrying it would only be refused again) and stored nowhere.
+        if len(inbound.text) > cfg.max_message_chars:
+            INBOUND_DROPPED.labels("too_long").inc()
+            log.warning(
+                "%s: message of %d characters refused (limit %d)",
                 connector.channel_key,
-                inbound.external_conversation_id,
-                customer_external_id=inbound.customer_external_id,
-                meta={"customer_name": inbound.customer_name} if inbound.customer_name else None,
+                len(inbound.text),
+                cfg.max_message_chars,
             )
-            message, created = await store_message(
-                s,
-                conv.id,  # type: ignore[arg-type]
-                connector.channel_key,
-                Role.CUSTOMER,
-                inbound.text,
-                external_id=inbound.external_message_id,
+            return False
+        wait = await svc.limiter.hit(
+            f"chan:{connector.channel_key}:{inbound.external_conversation_id}",
+            cfg.rate_limit_per_conversation,
+            cfg.rate_limit_burst,
+        )
+        if wait > 0:
+            INBOUND_DROPPED.labels("rate_limited").inc()
+            log.warning(
+                "%s: conversation over its rate limit; message refused", connector.channel_key
             )
-            history = await recent_turns(s, conv.id, message.id) if created else []  # type: ignore[arg-type]
-        if created:
-            await svc.bus.publish(AGENTS, Event("message", message_json(message)))
-            svc.spawn(
-                svc.pipeline.handle(
+            return False
+        # A full server answers 503 before storing ("reject": the platform retries later) or
+        # hands the message to an agent ("handoff").
+        slot = take_slot(svc)
+        try:
+            async with svc.db.session() as s:
+                conv, _ = await get_or_create_conversation(
+                    s,
+                    connector.channel_key,
+                    inbound.external_conversation_id,
+                    customer_external_id=inbound.customer_external_id,
+                    meta={"customer_name": inbound.customer_name}
+                    if inbound.customer_name
+                    else None,
+                )
+                message, created = await store_message(
+                    s,
+                    conv.id,  # type: ignore[arg-type]
+                    connector.channel_key,
+                    Role.CUSTOMER,
+                    inbound.text,
+                    external_id=inbound.external_message_id,
+                    reply_claimed_at=utcnow() if slot else None,  # see bot/recovery.py
+                )
+                history = await recent_turns(s, conv.id, message.id) if created else []  # type: ignore[arg-type]
+                if created and slot:
+                    svc.replying.add(message.id)  # type: ignore[arg-type]
+        except BaseException:
+            if slot:
+                release_slot(svc)
+            raise
+        if not created:
+            if slot:
+                release_slot(svc)
+            return False
+        await svc.bus.publish(AGENTS, Event("message", message_json(message)))
+        if not slot:
+            if conv.status == ConversationStatus.BOT:
+                await hand_off(svc, conv, message)
+            return True
+
+        async def reply() -> None:
+            try:
+                await svc.pipeline.handle(
                     conv.id,  # type: ignore[arg-type]
                     message.id,  # type: ignore[arg-type]
                     conversation=conv,
                     message=message,
                     history=history,
-                ),
-                name=f"reply-{connector.channel_key}",
-            )
-        return created
+                )
+            finally:
+                release_slot(svc)
+
+        reply_task(svc, message.id, reply())  # type: ignore[arg-type]
+        return True
 
     async def queue(self, session: AsyncSession, conv: Conversation, message: Message) -> bool:
         """Put ``message`` in the outbox inside the caller's transaction (the one storing it).

@@ -94,3 +94,17 @@ class BackendUnavailableError(DeskbotError):
 
     code = "backend_unavailable"
     status = 503
+
+
+class OverloadedError(RateLimitedError):
+    """The server is at its cap of work in flight; the client should retry after a while."""
+
+    code = "overloaded"
+    status = 503
+
+
+class GoneError(DeskbotError):
+    """The resource existed but is closed or expired for good."""
+
+    code = "gone"
+    status = 410

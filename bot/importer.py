@@ -107,16 +107,35 @@ def pair_hash(question: str, answer: str) -> str:
     return _digest(" ".join(question.split()), " ".join(answer.split()))
 
 
+# The most a compressed import may expand to: a small .gz can hold gigabytes (a zip bomb).
+MAX_DECOMPRESSED = 1024**3
+
+
+def _gunzip(path: Path, limit: int) -> bytes:
+    """Decompress as a stream, refusing past ``limit`` bytes instead of expanding it all."""
+    out = bytearray()
+    try:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(1024**2):
+                out += chunk
+                if len(out) > limit:
+                    raise ImportFileError(
+                        str(path),
+                        None,
+                        f"decompresses to more than {limit} bytes; split it or raise the cap",
+                    )
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ImportFileError(str(path), None, f"corrupt gzip data ({exc})") from None
+    return bytes(out)
+
+
 def read_text(path: Path) -> str:
     """Read a plain or gzip file as UTF-8; a decoding error names the line."""
     if not path.is_file():
         raise ImportFileError(str(path), None, "no such file")
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise ImportFileError(str(path), None, f"corrupt gzip data ({exc})") from None
+        raw = _gunzip(path, MAX_DECOMPRESSED)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

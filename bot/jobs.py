@@ -297,3 +297,53 @@ def upload_dir(settings: Settings) -> Path:
     path = settings.home / "uploads"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# What an admin may pass to a job over the API; anything else is refused before it is queued.
+JOB_PARAMS: dict[str, dict[str, str]] = {
+    "index": {},
+    "intent": {"data": "path", "epochs": "epochs"},
+    "generator": {"data": "path"},
+    "retrain": {"intent": "flag", "generator": "flag", "index": "flag"},
+    "export": {"since": "date"},
+}
+MAX_EPOCHS = 100
+
+
+def check_job_params(kind: str, params: dict[str, Any], home: Path) -> dict[str, Any]:
+    """Admin job parameters, bounded: known keys only, epochs 1-100, data files inside home.
+
+    Returns the parameters with data paths made absolute (resolved inside ``home``).
+    """
+    allowed = JOB_PARAMS.get(kind)
+    if allowed is None:
+        raise InputError(f"'kind' must be one of {', '.join(JOB_PARAMS)}")
+    out: dict[str, Any] = {}
+    root = home.resolve()
+    for name, value in params.items():
+        check = allowed.get(name)
+        if check is None:
+            known = ", ".join(allowed) or "none"
+            raise InputError(f"params.{name} is not a parameter of {kind} jobs (known: {known})")
+        if check == "flag":
+            if not isinstance(value, bool):
+                raise InputError(f"params.{name} must be true or false")
+        elif check == "epochs":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InputError("params.epochs must be a whole number")
+            if not 1 <= value <= MAX_EPOCHS:
+                raise InputError(f"params.epochs must be between 1 and {MAX_EPOCHS}")
+        elif check == "date":
+            if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                raise InputError("params.since must be a date, YYYY-MM-DD")
+        elif check == "path":
+            if not isinstance(value, str) or not 0 < len(value) <= 1024 or "\x00" in value:
+                raise InputError(f"params.{name} must be a file path inside DESKBOT_HOME")
+            path = (root / value).resolve()
+            if not path.is_relative_to(root):
+                raise InputError(f"params.{name} must be inside DESKBOT_HOME ({root})")
+            if not path.is_file():
+                raise InputError(f"params.{name}: no such file {value!r} in DESKBOT_HOME")
+            value = str(path)
+        out[name] = value
+    return out

@@ -135,3 +135,35 @@ async def summary(db: Database, days: int = 14) -> dict[str, Any]:
         },
         "daily": daily,
     }
+
+
+# -- limits and recovery (issue 20) --
+OVERLOADED = PCounter(
+    "deskbot_overloaded_total",
+    "Messages that found every reply slot taken, by what was done (reject or handoff)",
+    ["action"],
+    registry=REGISTRY,
+)
+INBOUND_DROPPED = PCounter(
+    "deskbot_inbound_limited_total",
+    "Platform messages refused or left unanswered by a limit",
+    ["reason"],
+    registry=REGISTRY,
+)
+RECOVERED = PCounter(
+    "deskbot_recovered_messages_total",
+    "Customer messages left without a decision and answered by a recovery pass",
+    registry=REGISTRY,
+)
+DEAD_LETTERS = PCounter(
+    "deskbot_outbox_dead_letters_total",
+    "Deliveries given up (attempts, deadline or permanent error)",
+    ["reason"],
+    registry=REGISTRY,
+)
+REPLY_FAILURES = PCounter(
+    "deskbot_reply_failures_total",
+    "Replies whose draft or whole reply path failed, by stage (the customer still got an outcome)",
+    ["stage"],
+    registry=REGISTRY,
+)

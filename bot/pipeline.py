@@ -37,7 +37,7 @@ from bot.dialogue.slots import SlotSpec, norm_slot, read_slot
 from bot.dialogue.state import DialogueState, PendingSlot
 from bot.events import AGENTS, Event, EventBus, conversation_topic
 from bot.generation.placeholders import SLOT, fill
-from bot.metrics import DECISIONS, REPLY_LATENCY
+from bot.metrics import DECISIONS, REPLY_FAILURES, REPLY_LATENCY
 from bot.policy import Action, Decision, decide
 from bot.runtime import ModelRuntime, Query, Understanding
 from bot.serialize import message_json, suggestion_json
@@ -99,6 +99,10 @@ class _Draft:
     missing_slots: tuple[str, ...] = ()
 
 
+class _AlreadyDecided(Exception):
+    """The message got its decision from another process meanwhile."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Turn:
     """What the bot does with one message, ready to be recorded."""
@@ -143,7 +147,11 @@ def _sources(hits: tuple[Hit, ...]) -> list[dict[str, Any]]:
 
 # Built once and executed with parameters (the SET columns are the parameters' other keys):
 # rebuilding a statement per message cost more CPU than running it.
-_UPDATE_MESSAGE = update(Message).where(col(Message.id) == bindparam("row_id"))
+# Only an undecided message is decided: a second process answering it (recovery after a long
+# pause) changes nothing.
+_UPDATE_MESSAGE = update(Message).where(
+    col(Message.id) == bindparam("row_id"), col(Message.decision).is_(None)
+)
 _UPDATE_CONVERSATION = update(Conversation).where(col(Conversation.id) == bindparam("row_id"))
 
 
@@ -242,6 +250,15 @@ class ReplyPipeline:
             REPLY_LATENCY.observe(time.perf_counter() - started)
             DECISIONS.labels(outcome.status).inc()
             return outcome
+        except _AlreadyDecided:
+            log.info("message %s was already answered elsewhere", msg.id)
+            return None
+        except Exception:
+            # No message is left without an outcome: a person takes it. If even that cannot
+            # be written, the error goes up and recovery answers the message later.
+            log.exception("the reply to message %s failed; handing the conversation off", msg.id)
+            REPLY_FAILURES.labels("reply").inc()
+            return await self._fail_safe(conv, msg)
         finally:
             await self.bus.publish(
                 conversation_topic(conv.id), Event("typing", {"who": "bot", "on": False})
@@ -526,15 +543,26 @@ class ReplyPipeline:
             u.smalltalk,
             u.domain_score,
         )
-        draft = await self._draft(
-            conv,
-            msg,
-            turns,
-            focused,
-            sending=pre.action == Action.SEND,
-            generate=not pre.use_fallback and not plan.also,
-            template=template,
-        )
+        try:
+            draft = await self._draft(
+                conv,
+                msg,
+                turns,
+                focused,
+                sending=pre.action == Action.SEND,
+                generate=not pre.use_fallback and not plan.also,
+                template=template,
+            )
+        except Exception:
+            # The generator (or a remote LLM) failed: the retrieved answer, grounded by
+            # construction, is the reply where the policy sends one.
+            log.exception("drafting the reply to message %s failed", msg.id)
+            REPLY_FAILURES.labels("draft").inc()
+            fallback, missing = fill(template, history, facts=facts)
+            draft = _Draft(fallback, fallback, 1.0, True, None, tuple(missing))
+            await self.bus.publish(
+                conversation_topic(conv.id), Event("retract", {"reply_to": msg.id})
+            )
         decision = decide(
             self.settings.server.policy,
             intent=plan.intent,
@@ -670,7 +698,7 @@ class ReplyPipeline:
             # Core statements on the session's connection: the ORM's bulk-update and
             # unit-of-work paths cost more CPU than everything else in this transaction.
             conn = await s.connection()
-            await conn.execute(
+            decided = await conn.execute(
                 _UPDATE_MESSAGE,
                 {
                     "row_id": msg.id,
@@ -682,6 +710,8 @@ class ReplyPipeline:
                     "details": details,
                 },
             )
+            if decided.rowcount == 0:
+                raise _AlreadyDecided(msg.id)  # rolls the transaction back
             conv_values: dict[str, Any] = {"updated_at": utcnow(), "state": state.as_json()}
             if decision.action == Action.SEND:
                 assert text is not None
@@ -758,6 +788,16 @@ class ReplyPipeline:
             plan.act.value,
             turn.quick_replies if decision.action == Action.SEND else (),
         )
+
+    async def _fail_safe(self, conv: Conversation, msg: Message) -> ReplyOutcome | None:
+        state = DialogueState.from_json(conv.state)
+        plan = Plan(Act.HANDOFF, "the reply failed", state)
+        turn = _Turn(plan, Decision(Action.HANDOFF, "the reply failed"), None, state)
+        empty = Understanding(None, (), "none")
+        try:
+            return await self._record(conv, msg, empty, state, turn, {})
+        except _AlreadyDecided:
+            return None
 
     async def tell_waiting_handoffs(self, now: datetime | None = None) -> int:
         """Tell customers whose handoff nobody took within ``handoff.wait_s`` so, once each.

@@ -88,6 +88,55 @@ def _intent_from_hits(hits: Sequence[Hit]) -> IntentPrediction | None:
     )
 
 
+class TrackedGenerator:
+    """A generator that counts the replies it is working on, so a swap can close it after
+    the last one (closing it earlier would fail them). Everything else is the generator's."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.active = 0
+        self._idle: asyncio.Event | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _enter(self) -> None:
+        self.active += 1
+        if self._idle is not None:
+            self._idle.clear()
+
+    def _exit(self, *_: Any) -> None:
+        self.active -= 1
+        if self.active == 0 and self._idle is not None:
+            self._idle.set()
+
+    def stream(self, request: Any) -> Any:
+        stream = self.inner.stream(request)
+        self._enter()
+        stream.draft.add_done_callback(self._exit)  # resolved, failed or cancelled: done
+        return stream
+
+    async def generate(self, request: Any) -> Any:
+        self._enter()
+        try:
+            return await self.inner.generate(request)
+        finally:
+            self._exit()
+
+    async def close_when_idle(self, timeout_s: float) -> None:
+        """Close after the replies in flight have finished, or after ``timeout_s`` at most."""
+        if self.active:
+            self._idle = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout_s)
+            except TimeoutError:
+                log.warning("closing a replaced generator with %d replies unfinished", self.active)
+        await self.inner.close()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 def model_threads(settings: Settings) -> int:
     """Threads for the encoders: the setting, or one less than the cores (at least 1)."""
     if settings.server.model_threads:
@@ -116,6 +165,7 @@ class ModelRuntime:
         self.want_generator = load_generator and settings.generation.backend != "off"
         self.smalltalk = SmallTalkModel()
         self._swap_lock = asyncio.Lock()
+        self._closing: set[asyncio.Task[None]] = set()  # replaced generators being closed
         batch = settings.server.batch_max_size if settings.server.batching else 1
         parallel = settings.server.parallel_encoders and (os.cpu_count() or 1) > 1
         # The two encoder threads share the model threads' budget (1 each on 2 cores).
@@ -126,6 +176,8 @@ class ModelRuntime:
             max_wait=settings.server.batch_max_wait_ms / 1000,
             name="understand",
             thread_init=functools.partial(_set_threads, threads),
+            # Bounded by the reply slots upstream; the margin covers recovery passes.
+            max_queue=settings.server.max_replies_in_flight * 2,
         )
         # A second encoder thread when there is a core to spare (see understand_batch).
         self._side = (
@@ -146,19 +198,27 @@ class ModelRuntime:
 
     async def load(self) -> ModelSet:
         """Load the active versions (first start) and make them current."""
-        async with self._swap_lock:
-            new = await self._load(self.models, kinds=("index", "intent", "generator"))
-            self.models = new
-            return new
+        return await self.reload(("index", "intent", "generator"))
 
     async def reload(self, kinds: Sequence[str] = ("index", "intent")) -> ModelSet:
-        """Load what is active now for ``kinds`` and swap atomically if anything changed."""
+        """Load what is active now for ``kinds`` and swap atomically if anything changed.
+
+        A replaced generator is closed in the background once its last reply has finished.
+        """
         async with self._swap_lock:
-            new = await self._load(self.models, kinds=kinds)
-            if new.versions != self.models.versions:
-                log.info("swapping models %s -> %s", self.models.versions, new.versions)
+            old = self.models
+            new = await self._load(old, kinds=kinds)
+            if new.versions != old.versions:
+                log.info("swapping models %s -> %s", old.versions, new.versions)
             self.models = new
-            return new
+        if old.generator is not None and old.generator is not new.generator:
+            task = asyncio.get_running_loop().create_task(
+                old.generator.close_when_idle(self.settings.server.shutdown_timeout_s),
+                name="close-old-generator",
+            )
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return new
 
     async def _load(self, current: ModelSet, kinds: Sequence[str]) -> ModelSet:
         from retrieval.embedder import Embedder
@@ -205,12 +265,11 @@ class ModelRuntime:
             if generator is None or version != versions.get("generator_version"):
                 from bot.generation import load_generator
 
-                old = generator
-                generator = await asyncio.to_thread(
-                    load_generator, self.settings, path, embedder=embedder
+                # The old generator stays open: replies in flight finish on it, and the caller
+                # closes it after its last job, once the new set is installed.
+                generator = TrackedGenerator(
+                    await asyncio.to_thread(load_generator, self.settings, path, embedder=embedder)
                 )
-                if old is not None:
-                    await old.close()
             versions["generator_version"] = version
             versions["generator"] = getattr(generator, "version", None)
         return replace(
@@ -309,6 +368,8 @@ class ModelRuntime:
         return self.models.embedder is not None
 
     async def close(self) -> None:
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         await self.batcher.close()
         if self._side is not None:
             self._side.shutdown(wait=True, cancel_futures=True)

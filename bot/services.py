@@ -17,6 +17,12 @@ from bot.storage.db import Database
 log = logging.getLogger("deskbot.server")
 
 
+def _stream_counter() -> Any:
+    from bot.api.sse import StreamCounter
+
+    return StreamCounter()
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -29,6 +35,9 @@ class Services:
     connectors: Any = None  # connectors wiring, when channels are configured
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     closing: bool = False
+    streams: Any = field(default_factory=_stream_counter)  # bot.api.sse.StreamCounter
+    replies_in_flight: int = 0  # counted by bot.api.common.reply_slot
+    replying: set[int] = field(default_factory=set)  # message ids being answered here
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
         """Run ``coro`` in the background, kept referenced until it ends; errors are logged."""

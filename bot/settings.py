@@ -77,6 +77,59 @@ class ServerSettings(Section):
     model_poll_s: float = Field(10.0, ge=0)
     # Prefix of every Redis key and channel, so several deployments can share one Redis.
     redis_prefix: str = "deskbot:"
+    # -- limits for the public internet (issue 20) --
+    # Largest request body read by any JSON route (admin file uploads stream with their own cap).
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Keys a widget may store in a conversation's `meta`, and their total JSON size.
+    widget_meta_keys: list[str] = Field(
+        default_factory=lambda: ["page", "referrer", "locale", "user_agent", "name", "email"]
+    )
+    widget_meta_bytes: int = Field(1024, ge=0)
+    feedback_per_conversation: float = Field(0.2, gt=0, description="ratings per second")
+    feedback_burst: int = Field(5, ge=1)
+    # Replies being worked on at once by this process; past it a new message is refused with
+    # 503 and Retry-After ("reject"), or stored and handed to an agent ("handoff").
+    max_replies_in_flight: int = Field(256, ge=1)
+    overload: Literal["reject", "handoff"] = "reject"
+    overload_retry_after_s: int = Field(5, ge=1)
+    # Open event streams: per conversation (or per agent key) and per process.
+    max_streams_per_conversation: int = Field(3, ge=1)
+    max_streams: int = Field(1000, ge=1)
+    # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For is believed.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # A widget token stops working this many days after its conversation's last activity.
+    conversation_idle_days: float = Field(30.0, gt=0)
+    # Event-stream tickets: one use, valid this long after the POST that issued them.
+    stream_ticket_s: float = Field(60.0, gt=0, le=3600)
+    # Customer messages left without a decision (a crash mid-reply) are answered by whichever
+    # process claims them first, at start-up and every `recovery_interval_s` (0: start-up
+    # only). A process renews the claims of its replies in flight at each pass; a claim not
+    # renewed for `recovery_lease_s` is taken over. Unclaimed messages (stored by an older
+    # version) wait `recovery_grace_s`.
+    recovery_interval_s: float = Field(30.0, ge=0)
+    recovery_lease_s: float = Field(120.0, ge=0)
+    recovery_grace_s: float = Field(120.0, ge=0)
+
+    @model_validator(mode="after")
+    def _lease_outlives_renewals(self) -> ServerSettings:
+        if 0 < self.recovery_lease_s <= self.recovery_interval_s:
+            raise ValueError(
+                "recovery_lease_s must be longer than recovery_interval_s, or claims of "
+                "replies still running would lapse between renewals"
+            )
+        return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
 
 
 class RetrievalSettings(Section):
@@ -174,6 +227,11 @@ class DeliverySettings(Section):
     lease_s: float = Field(60.0, gt=0)
     poll_interval_s: float = Field(1.0, gt=0)
     batch_size: int = Field(50, ge=1)
+    # A platform's Retry-After is believed up to this many seconds.
+    retry_after_max_s: float = Field(3600.0, gt=0)
+    # A delivery not sent this long after it was queued goes to the dead letters (status
+    # "failed"), listed for admins at /api/v1/admin/outbox with a retry action.
+    deadline_s: float = Field(86400.0, gt=0)
 
 
 class ChannelSettings(Section):

@@ -25,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, update
@@ -35,7 +36,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.errors import InputError, NotFoundError
+from bot.errors import ConflictError, InputError, NotFoundError
+from bot.metrics import DEAD_LETTERS
 from bot.settings import DeliverySettings
 from bot.storage.db import Database
 from bot.storage.models import Conversation, Message, Outbox, OutboxStatus, utcnow
@@ -102,9 +104,15 @@ async def enqueue(
 def backoff_delay(
     attempt: int, settings: DeliverySettings, rng: random.Random, retry_after: float | None
 ) -> float:
-    """Seconds before the next try: the platform's ``Retry-After``, else full jitter."""
+    """Seconds before the next try: the platform's ``Retry-After`` (capped), else full jitter.
+
+    The cap keeps a hostile or broken value (huge, infinite, NaN) from overflowing the date
+    arithmetic or parking the row for ever.
+    """
     if retry_after is not None:
-        return max(0.0, retry_after)
+        if not math.isfinite(retry_after):
+            return settings.retry_after_max_s
+        return min(max(0.0, retry_after), settings.retry_after_max_s)
     ceiling = min(settings.backoff_max_s, settings.backoff_base_s * 2 ** max(0, attempt - 1))
     return rng.uniform(0, ceiling)
 
@@ -115,6 +123,11 @@ class _Claim:
     attempt: int  # attempts after this claim; with the id it identifies the claim
     channel: str
     payload: dict[str, Any]
+    deadline: datetime | None = None  # past it, the row goes to the dead letters
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class DeliveryWorker:
@@ -219,11 +232,18 @@ class DeliveryWorker:
                     log.warning(
                         "outbox %s: lease expired on attempt %d, taking over", row_id, attempts
                     )
-                if attempts >= self.settings.max_attempts:
-                    error = row.last_error or "lease expired on the last attempt"
-                    await self._set(
-                        s, row_id, status, attempts, status=OutboxStatus.FAILED, last_error=error
+                deadline = _aware(row.created_at) + timedelta(seconds=self.settings.deadline_s)
+                if attempts >= self.settings.max_attempts or deadline <= now:
+                    reason = "attempts" if attempts >= self.settings.max_attempts else "deadline"
+                    error = (
+                        row.last_error or "lease expired on the last attempt"
+                        if reason == "attempts"
+                        else f"past its delivery deadline ({row.last_error or 'never sent'})"
                     )
+                    if await self._set(
+                        s, row_id, status, attempts, status=OutboxStatus.FAILED, last_error=error
+                    ):
+                        DEAD_LETTERS.labels(reason).inc()
                     continue
                 taken = await self._set(
                     s,
@@ -235,7 +255,9 @@ class DeliveryWorker:
                     next_try_at=lease_until,
                 )
                 if taken:
-                    claims.append(_Claim(row_id, attempts + 1, row.channel, dict(row.payload)))  # type: ignore[arg-type]
+                    claims.append(
+                        _Claim(row_id, attempts + 1, row.channel, dict(row.payload), deadline)  # type: ignore[arg-type]
+                    )
         return claims
 
     @staticmethod
@@ -297,8 +319,10 @@ class DeliveryWorker:
     async def _failed(
         self, claim: _Claim, error: str, retryable: bool, retry_after: float | None
     ) -> None:
-        if retryable and claim.attempt < self.settings.max_attempts:
-            delay = backoff_delay(claim.attempt, self.settings, self._rng, retry_after)
+        delay = backoff_delay(claim.attempt, self.settings, self._rng, retry_after)
+        next_try = utcnow() + timedelta(seconds=delay)
+        in_time = claim.deadline is None or next_try < claim.deadline
+        if retryable and claim.attempt < self.settings.max_attempts and in_time:
             log.warning(
                 "outbox %s: attempt %d failed (%s); retrying in %.2fs",
                 claim.id,
@@ -310,13 +334,55 @@ class DeliveryWorker:
                 claim,
                 status=OutboxStatus.PENDING,
                 last_error=error,
-                next_try_at=utcnow() + timedelta(seconds=delay),
+                next_try_at=next_try,
             )
         else:
-            why = "permanent error" if not retryable else f"{claim.attempt} attempts"
+            if not retryable:
+                why, reason = "permanent error", "permanent"
+            elif claim.attempt >= self.settings.max_attempts:
+                why, reason = f"{claim.attempt} attempts", "attempts"
+            else:
+                why, reason = "its delivery deadline", "deadline"
             log.error("outbox %s: giving up after %s: %s", claim.id, why, error)
-            await self._finish(claim, status=OutboxStatus.FAILED, last_error=error)
+            if await self._finish(claim, status=OutboxStatus.FAILED, last_error=error):
+                DEAD_LETTERS.labels(reason).inc()
 
     async def _finish(self, claim: _Claim, **values: Any) -> bool:
         async with self._write_lock, self.db.session() as s:
             return await self._set(s, claim.id, OutboxStatus.SENDING, claim.attempt, **values)
+
+
+# -- dead letters: deliveries given up, for admins to inspect and retry ----------------------
+
+
+async def dead_letters(db: Database, limit: int = 100) -> list[Outbox]:
+    """Failed deliveries (attempts, deadline or permanent error), newest first."""
+    async with db.session() as s:
+        rows = (
+            await s.exec(
+                select(Outbox)
+                .where(Outbox.status == OutboxStatus.FAILED)
+                .order_by(col(Outbox.id).desc())
+                .limit(limit)
+            )
+        ).all()
+    return list(rows)
+
+
+async def retry_dead_letter(db: Database, outbox_id: int) -> Outbox:
+    """Send a failed delivery again from scratch: attempts and its deadline start over."""
+    now = utcnow()
+    async with db.session() as s:
+        result = await s.exec(
+            update(Outbox)  # type: ignore[call-overload]
+            .where(col(Outbox.id) == outbox_id, col(Outbox.status) == OutboxStatus.FAILED)
+            .values(status=OutboxStatus.PENDING, attempts=0, next_try_at=now, created_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        row = await s.get(Outbox, outbox_id)
+        if row is None:
+            raise NotFoundError("no such delivery")
+        if result.rowcount != 1:
+            raise ConflictError(f"delivery {outbox_id} is {row.status}, not failed")
+        await s.refresh(row)
+    return row

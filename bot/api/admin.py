@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from sqlmodel import col, select
@@ -14,7 +15,7 @@ from bot.api.common import field, json_body, path_int, principal, services
 from bot.auth import api_key_json, create_api_key, list_api_keys, revoke_api_key
 from bot.errors import InputError, NotFoundError
 from bot.events import MODELS, Event
-from bot.jobs import JOB_KINDS, enqueue, request_cancel, upload_dir
+from bot.jobs import JOB_KINDS, check_job_params, enqueue, request_cancel, upload_dir
 from bot.metrics import summary
 from bot.serialize import message_json, model_json, run_json
 from bot.storage.models import Message, ModelVersion, Role, TrainingRun, utcnow
@@ -83,6 +84,7 @@ async def start_run(request: web.Request) -> web.Response:
             f"'kind' must be one of {', '.join(k for k in JOB_KINDS if k != 'import')}"
         )
     params = field(body, "params", dict, required=False) or {}
+    params = check_job_params(kind, params, svc.settings.home)
     run = await enqueue(svc.db, kind, params)
     svc.jobs.wake()
     return web.json_response(run_json(run), status=202)
@@ -268,3 +270,48 @@ def _subject(body: dict[str, object]) -> privacy.Subject:
         email=field(body, "email", str, required=False),
         platform_user=field(body, "platform_user", str, required=False),
     )
+
+
+# -- outbox dead letters (issue 20) -----------------------------------------------------------
+
+
+def _delivery_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "conversation_id": row.conversation_id,
+        "message_id": row.message_id,
+        "channel": row.channel,
+        "status": row.status,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "text": (row.payload or {}).get("text"),
+        "created_at": row.created_at.isoformat() if row.created_at else None,
+        "next_try_at": row.next_try_at.isoformat() if row.next_try_at else None,
+    }
+
+
+@routes.get("/api/v1/admin/outbox")
+async def outbox_dead_letters(request: web.Request) -> web.Response:
+    """Deliveries given up (attempts, deadline or a permanent error), newest first."""
+    from connectors.outbox import dead_letters
+
+    await _admin(request)
+    try:
+        limit = max(1, min(500, int(request.query.get("limit", "100"))))
+    except ValueError:
+        raise InputError("'limit' must be a whole number") from None
+    rows = await dead_letters(services(request).db, limit)
+    return web.json_response({"deliveries": [_delivery_json(r) for r in rows]})
+
+
+@routes.post("/api/v1/admin/outbox/{outbox_id}/retry")
+async def outbox_retry(request: web.Request) -> web.Response:
+    """Send a failed delivery again, with fresh attempts and deadline."""
+    from connectors.outbox import retry_dead_letter
+
+    await _admin(request)
+    svc = services(request)
+    row = await retry_dead_letter(svc.db, path_int(request, "outbox_id"))
+    if svc.connectors is not None:
+        svc.connectors.wake()
+    return web.json_response(_delivery_json(row))

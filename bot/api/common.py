@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -152,36 +155,88 @@ def path_int(request: web.Request, name: str) -> int:
     return value
 
 
-def bearer(request: web.Request, query_param: str | None = None) -> str:
+def bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    if query_param and request.query.get(query_param):
-        return request.query[query_param]
     raise AuthError("missing Authorization: Bearer credentials")
+
+
+def _stream_ticket(request: web.Request, query_param: str | None) -> str | None:
+    """The ``?ticket=`` of an event stream; a credential in ``?<query_param>=`` is refused."""
+    if query_param is None or "Authorization" in request.headers:
+        return None
+    if request.query.get(query_param):
+        raise AuthError(
+            f"credentials in ?{query_param}= are not accepted; POST for a stream ticket and "
+            "open the stream with ?ticket="
+        )
+    return request.query.get("ticket") or None
+
+
+def token_expired(conv: Conversation, idle_days: float) -> bool:
+    """Whether a widget token has lapsed: no activity in its conversation for ``idle_days``."""
+    last = conv.updated_at or conv.created_at
+    if last is None:
+        return False
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return datetime.now(UTC) - last > timedelta(days=idle_days)
 
 
 async def conversation_for_token(
     request: web.Request, conversation_id: int, *, query_param: str | None = None
 ) -> Conversation:
-    """The conversation the widget token opens; another conversation's id is a 404."""
-    token = bearer(request, query_param)
-    async with services(request).db.session() as s:
-        conv = await s.get(Conversation, conversation_id)
-    if conv is None or not token_matches(token, conv.token_hash):
-        raise NotFoundError("no such conversation")
+    """The conversation the widget token opens; another conversation's id is a 404.
+
+    With ``query_param`` (event streams) a single-use ``?ticket=`` may stand in for the token.
+    """
+    from bot.api.sse import STREAM_OWNER, redeem_ticket
+
+    svc = services(request)
+    ticket = _stream_ticket(request, query_param)
+    if ticket is not None:
+        row = await redeem_ticket(svc.db, ticket)
+        if row.conversation_id != conversation_id:
+            raise NotFoundError("no such conversation")
+        async with svc.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+        if conv is None:
+            raise NotFoundError("no such conversation")
+    else:
+        token = bearer(request)
+        async with svc.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+        if conv is None or not token_matches(token, conv.token_hash):
+            raise NotFoundError("no such conversation")
+    if token_expired(conv, svc.settings.server.conversation_idle_days):
+        raise AuthError("this conversation's token has expired; start a new conversation")
+    request[STREAM_OWNER] = f"conversation:{conversation_id}"
     return conv
 
 
 async def principal(
     request: web.Request, role: str = "agent", *, query_param: str | None = None
 ) -> Principal:
-    """The agent or admin calling; widget tokens and bad keys are refused."""
-    key = bearer(request, query_param)
-    if not key.startswith("dsk_"):
-        raise ForbiddenError("this route needs an agent or admin API key, not a conversation token")
-    who = await authenticate_key(services(request).db, key)
+    """The agent or admin calling; widget tokens and bad keys are refused.
+
+    With ``query_param`` (event streams) a single-use ``?ticket=`` may stand in for the key.
+    """
+    from bot.api.sse import STREAM_OWNER, principal_for_ticket, redeem_ticket
+
+    db = services(request).db
+    ticket = _stream_ticket(request, query_param)
+    if ticket is not None:
+        who = await principal_for_ticket(db, await redeem_ticket(db, ticket))
+    else:
+        key = bearer(request)
+        if not key.startswith("dsk_"):
+            raise ForbiddenError(
+                "this route needs an agent or admin API key, not a conversation token"
+            )
+        who = await authenticate_key(db, key)
     who.require(role)  # type: ignore[arg-type]
+    request[STREAM_OWNER] = f"key:{who.name}"
     return who
 
 
@@ -191,5 +246,37 @@ async def rate_limit(request: web.Request, key: str, rate: float, burst: int) ->
         raise RateLimitedError("too many requests; slow down", retry_after=wait)
 
 
+def _trusted(networks: tuple[Any, ...], address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(proxies: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
 def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address: X-Forwarded-For counts only when a trusted proxy sent it.
+
+    The header is read from the right, skipping trusted proxies; the first other address is
+    the client (anything left of it was written by the client and proves nothing).
+    """
+    remote = request.remote or "unknown"
+    proxies = tuple(services(request).settings.server.trusted_proxies)
+    if not proxies:
+        return remote
+    networks = _networks(proxies)
+    if not _trusted(networks, remote):
+        return remote
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    for hop in reversed([h for h in hops if h][-64:]):  # the rightmost hops are the proxies
+        if not _trusted(networks, hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return remote  # a malformed hop: trust nothing further left
+    return remote

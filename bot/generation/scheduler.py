@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from bot.errors import OverloadedError
+
 log = logging.getLogger("deskbot.generation")
 
 
@@ -150,8 +152,16 @@ _STOP = object()
 class BatchScheduler:
     """Owns the engine and its worker thread; thread-safe :meth:`submit`."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 8, max_wait_ms: float = 5.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 8,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 1024,
+    ) -> None:
         self.engine = engine
+        self.max_queue = max(1, max_queue)
         self.max_batch = max(1, min(max_batch, engine.max_batch))
         self.max_wait_s = max_wait_ms / 1000
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -163,6 +173,9 @@ class BatchScheduler:
     def submit(self, job: Job) -> None:
         if self._closed:
             raise RuntimeError("the generation scheduler is closed")
+        if self._queue.qsize() >= self.max_queue:
+            # Jobs waiting for the model are bounded; past the bound the reply is refused.
+            raise OverloadedError("too many replies waiting for the generator", retry_after=1.0)
         self._queue.put(job)
 
     def _admit(self, n: int) -> list[Job]:

@@ -104,6 +104,10 @@ class Message(SQLModel, table=True):
     details: dict[str, Any] = _json(dict)  # sources, scores, grounding, timings
     author: str | None = Field(default=None, max_length=128)
     created_at: datetime = _ts(nullable=False, index=True)
+    # Set when a recovery pass claims this undecided customer message (bot/recovery.py).
+    reply_claimed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
 
 
 class Suggestion(SQLModel, table=True):
@@ -230,3 +234,26 @@ class Outbox(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = _ts(nullable=False)
     sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class StreamTicket(SQLModel, table=True):
+    """A single-use, short-lived credential for opening one event stream (EventSource).
+
+    It names what it opens (a conversation, or the agent stream of one API key by its hash),
+    never the long-lived credential itself, so no token or key appears in a URL.
+    """
+
+    __tablename__ = "stream_tickets"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_hash: str = Field(max_length=128, unique=True)
+    conversation_id: int | None = Field(
+        default=None, foreign_key="conversations.id", ondelete="CASCADE"
+    )
+    api_key_hash: str | None = Field(default=None, max_length=128)
+    expires_at: datetime = _ts(nullable=False, index=True)
+    used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+# One rating per message: a second rating replaces the first (bot/api/widget.py).
+Index("uq_feedback_message_id", Feedback.__table__.c.message_id, unique=True)  # type: ignore[attr-defined]

@@ -54,13 +54,20 @@ async def read_events(sse: Any, events: list[tuple[str, dict[str, Any]]]) -> Non
             events.append((event, json.loads(line[6:])))
 
 
+async def open_stream(client: Any, conv: int, auth: dict[str, str]) -> Any:
+    """The conversation's event stream, opened with a single-use ticket (no token in the URL)."""
+    resp = await client.post(f"/api/v1/conversations/{conv}/events/ticket", headers=auth)
+    assert resp.status == 201, await resp.text()
+    ticket = (await resp.json())["ticket"]
+    return await client.get(f"/api/v1/conversations/{conv}/events?ticket={ticket}")
+
+
 async def say_and_watch(
     client: Any, text: str
 ) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
     """Start a conversation, send ``text`` and return the reply with the events streamed for it."""
     conv, auth = await start(client)
-    token = auth["Authorization"][7:]
-    sse = await client.get(f"/api/v1/conversations/{conv}/events?token={token}")
+    sse = await open_stream(client, conv, auth)
     events: list[tuple[str, dict[str, Any]]] = []
     reader = asyncio.create_task(read_events(sse, events))
     reply = (await say(client, conv, auth, text))["reply"]
@@ -117,8 +124,7 @@ async def test_suggestion_is_approved_and_reaches_customer_and_index(make_client
     question = "I bought the wrong size, how do I swap it for another one?"
 
     events: list[tuple[str, dict[str, Any]]] = []
-    token = auth["Authorization"][7:]
-    sse = await client.get(f"/api/v1/conversations/{conv}/events?token={token}")
+    sse = await open_stream(client, conv, auth)
     assert sse.status == 200
 
     reader = asyncio.create_task(read_events(sse, events))
@@ -413,7 +419,7 @@ async def test_event_stream_outlives_idle_pings(
     monkeypatch.setattr(bot.api.sse, "PING_SECONDS", 0.1)
     client = await make_client()
     conv, auth = await start(client)
-    sse = await client.get(f"/api/v1/conversations/{conv}/events?token={auth['Authorization'][7:]}")
+    sse = await open_stream(client, conv, auth)
     events: list[tuple[str, dict[str, Any]]] = []
     reader = asyncio.create_task(read_events(sse, events))
     await asyncio.sleep(0.5)  # several pings with nothing to say

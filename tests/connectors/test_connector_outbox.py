@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
 from connector_fakes import CASES, FakePlatform, eventually
 from connector_harness import FAST_DELIVERY, outbox_rows
+from sqlmodel import select
 
-from bot.errors import InputError
+from bot.errors import ConflictError, InputError
 from bot.settings import DeliverySettings
 from bot.storage.db import Database
 from bot.storage.models import Conversation, Outbox, OutboxStatus, utcnow
 from connectors.base import OutboundMessage
 from connectors.channels import ConnectorSet
-from connectors.outbox import DeliveryWorker, backoff_delay, enqueue, outbound_for
+from connectors.outbox import (
+    DeliveryWorker,
+    backoff_delay,
+    dead_letters,
+    enqueue,
+    outbound_for,
+    retry_dead_letter,
+)
 from connectors.registry import build_channel_config
 
 WEBHOOK = next(c for c in CASES if c.connector == "webhook")
@@ -152,3 +160,63 @@ async def test_enqueue_refuses_a_reply_on_another_channel(db: Database) -> None:
             await enqueue(s, conv, None, wrong)
     with pytest.raises(InputError, match="no external id"):
         outbound_for(Conversation(id=5, channel="widget"), "hello")
+
+
+@pytest.mark.parametrize("given", [1e30, float("inf"), float("nan"), 3601.0])
+def test_a_platforms_retry_after_is_capped(given: float) -> None:
+    settings = FAST_DELIVERY.model_copy(update={"retry_after_max_s": 3600.0})
+    assert backoff_delay(1, settings, random.Random(0), given) == 3600.0
+    assert backoff_delay(1, settings, random.Random(0), 3600.0) == 3600.0  # at the cap: kept
+
+
+async def test_a_huge_retry_after_leaves_the_row_due_within_the_cap(
+    db: Database, platform: FakePlatform, connectors: ConnectorSet
+) -> None:
+    platform.fail_next(429, {"error": "slow down"}, {"Retry-After": "9" * 40})
+    await _enqueue(db, conversations=1, per_conversation=1)
+    settings = FAST_DELIVERY.model_copy(update={"retry_after_max_s": 60.0})
+    worker = DeliveryWorker(db, connectors, settings)
+    before = utcnow()
+    assert await worker.run_once() == 1
+    [row] = await outbox_rows(db)
+    assert row.status == OutboxStatus.PENDING
+    due = row.next_try_at if row.next_try_at.tzinfo else row.next_try_at.replace(tzinfo=UTC)
+    assert before + timedelta(seconds=59) <= due <= utcnow() + timedelta(seconds=60)
+
+
+async def test_a_delivery_past_its_deadline_is_a_dead_letter_and_can_be_retried(
+    db: Database, platform: FakePlatform, connectors: ConnectorSet
+) -> None:
+    settings = FAST_DELIVERY.model_copy(update={"deadline_s": 60.0})
+    await _enqueue(db, conversations=3, per_conversation=1)
+    async with db.session() as s:
+        rows = (await s.exec(select(Outbox).order_by(Outbox.id))).all()
+        for row, age in zip(rows, (59, 59, 61), strict=True):  # the last is one past it
+            row.created_at = utcnow() - timedelta(seconds=age)
+            s.add(row)
+        late_id = rows[-1].id
+    worker = DeliveryWorker(db, connectors, settings)
+    assert await worker.run_once() == 2
+    assert len(platform.requests) == 2  # the late one was never sent
+    [dead] = await dead_letters(db)
+    assert dead.id == late_id and "deadline" in dead.last_error
+
+    retried = await retry_dead_letter(db, dead.id)
+    assert retried.status == OutboxStatus.PENDING and retried.attempts == 0
+    assert await worker.run_once() == 1
+    assert len(platform.requests) == 3
+    assert await dead_letters(db) == []
+    with pytest.raises(ConflictError):
+        await retry_dead_letter(db, dead.id)  # sent now: nothing to retry
+
+
+async def test_a_retry_that_would_land_past_the_deadline_gives_up_at_once(
+    db: Database, platform: FakePlatform, connectors: ConnectorSet
+) -> None:
+    platform.fail_next(503, {"error": "busy"}, {"Retry-After": "120"})
+    settings = FAST_DELIVERY.model_copy(update={"deadline_s": 60.0})
+    await _enqueue(db, conversations=1, per_conversation=1)
+    worker = DeliveryWorker(db, connectors, settings)
+    assert await worker.run_once() == 1
+    [row] = await outbox_rows(db)
+    assert row.status == OutboxStatus.FAILED and row.attempts == 1

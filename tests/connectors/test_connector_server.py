@@ -172,3 +172,46 @@ async def test_a_bot_reply_offering_quick_replies_reaches_telegram_as_a_keyboard
     assert pressed.text == "Cancel an order"
     assert pressed.external_id == "callback:4382bfdwdsb323b2d9"
     await eventually(lambda: len(fake.requests) == 3)  # the bot answers the press
+
+
+async def test_platform_messages_have_the_widgets_length_and_rate_limits(
+    aiohttp_client, aiohttp_server, home, embedder
+):
+    from bot.app import create_app
+
+    fake = FakePlatform(TELEGRAM.ok)
+    platform = await aiohttp_server(fake.app)
+    options = TELEGRAM.options(str(platform.make_url("")).rstrip("/"))
+    settings = load_settings(
+        home=home,
+        server={
+            "policy": "hybrid",
+            "max_message_chars": 30,
+            "rate_limit_per_conversation": 0.001,
+            "rate_limit_burst": 2,
+        },
+        generation={"backend": "off"},
+        connectors={"channels": {"main": {"connector": "telegram", **options}}},
+    )
+    client = await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))
+    headers = {"X-Telegram-Bot-Api-Secret-Token": options["secret_token"]}
+
+    async def send(text: str, update_id: int) -> None:
+        resp = await client.post(
+            "/webhooks/telegram/main", data=_update(text, update_id), headers=headers
+        )
+        assert resp.status == 200  # acknowledged either way: a retry would be refused again
+
+    await send("x" * 31, 7001)  # one past the length limit: refused, stored nowhere
+    await send("How can I cancel my order?"[:30], 7002)
+    await send("track my order please", 7003)
+    await send("and one more message", 7004)  # one past the conversation's burst of 2
+    db = client.app[SERVICES].db
+    async with db.session() as s:
+        query = (
+            select(Message)
+            .where(Message.channel == "telegram:main", Message.role == Role.CUSTOMER)
+            .order_by(Message.id)
+        )
+        stored = [m.external_id.rsplit(":", 1)[1] for m in (await s.exec(query)).all()]
+    assert stored == ["7002", "7003"]

@@ -28,6 +28,8 @@ class FakeWidgetApi:
     stream_opens: int = 0
     refuse_streams: int = 0  # answer the next N event-stream requests with 503
     _streams: list[asyncio.Queue[str | None]] = field(default_factory=list)
+    _tickets: set[str] = field(default_factory=set)
+    _tickets_issued: int = 0
 
     def add_message(self, role: str, text: str) -> dict[str, Any]:
         message = {
@@ -99,8 +101,19 @@ class FakeWidgetApi:
             {"messages": [m for m in self.messages if m["id"] > after], "status": "bot"}
         )
 
+    async def ticket(self, request: web.Request) -> web.Response:
+        self._check(request)
+        self._tickets_issued += 1
+        ticket = f"ticket-{self._tickets_issued}"
+        self._tickets.add(ticket)
+        return web.json_response({"ticket": ticket, "expires_in": 60}, status=201)
+
     async def events(self, request: web.Request) -> web.StreamResponse:
-        self._check(request, request.query.get("token", ""))
+        # Like the real server: a single-use ticket, never the token, opens the stream.
+        ticket = request.query.get("ticket", "")
+        if "token" in request.query or ticket not in self._tickets:
+            raise web.HTTPUnauthorized()
+        self._tickets.discard(ticket)
         if self.refuse_streams > 0:
             self.refuse_streams -= 1
             raise web.HTTPServiceUnavailable()
@@ -129,6 +142,7 @@ class FakeWidgetApi:
         app.router.add_post("/api/v1/conversations/{cid}/messages", self.post_message)
         app.router.add_get("/api/v1/conversations/{cid}/messages", self.list_messages)
         app.router.add_get("/api/v1/conversations/{cid}/events", self.events)
+        app.router.add_post("/api/v1/conversations/{cid}/events/ticket", self.ticket)
         app.router.add_post("/api/v1/messages/{mid}/feedback", self.rate)
         add_page_routes(app)
 

@@ -62,16 +62,27 @@ const Deskbot = (() => {
       return res.blob();
     }
 
-    /** An EventSource on path (the key goes in the query: EventSource cannot send headers). */
+    /** An EventSource on path, opened with a single-use ticket from POST path/ticket
+     *  (EventSource cannot send headers, and the key must never appear in a URL). */
     events(path, handlers, onReconnect) {
       let source = null;
       let retryMs = 1000;
       let timer = null;
       let stopped = false;
-      const open = () => {
+      const open = async () => {
+        if (stopped) return;
+        let ticket;
+        try {
+          ticket = (await this.request("POST", `${path}/ticket`)).ticket;
+        } catch (err) {
+          clearTimeout(timer);
+          timer = setTimeout(open, retryMs);
+          retryMs = Math.min(retryMs * 2, 30000);
+          return;
+        }
         if (stopped) return;
         const sep = path.includes("?") ? "&" : "?";
-        source = new EventSource(`${path}${sep}key=${encodeURIComponent(this.key)}`);
+        source = new EventSource(`${path}${sep}ticket=${encodeURIComponent(ticket)}`);
         source.addEventListener("open", () => { retryMs = 1000; live(true); onReconnect(); });
         for (const [name, fn] of Object.entries(handlers)) {
           source.addEventListener(name, (ev) => {

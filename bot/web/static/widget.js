@@ -408,11 +408,31 @@
     });
   }
 
+  var ticketing = false;               // a stream ticket is being fetched
+
   function openStream() {
-    if (!conv || source) return;
+    // A single-use ticket opens the stream: EventSource cannot send headers, and the token
+    // must never appear in a URL.
+    if (!conv || source || ticketing) return;
     clearTimeout(retryTimer);
-    var es = new EventSource(API + "/api/v1/conversations/" + conv.id + "/events?token=" +
-      encodeURIComponent(conv.token));
+    ticketing = true;
+    var id = conv.id;
+    api("POST", "/api/v1/conversations/" + id + "/events/ticket").then(function (res) {
+      ticketing = false;
+      if (conv && conv.id === id && !source) connectStream(res.ticket);
+    }, function (err) {
+      ticketing = false;
+      if (err instanceof ApiError && (err.status === 401 || err.status === 404 || err.status === 410)) {
+        forget();
+      } else {
+        scheduleReconnect();
+      }
+    });
+  }
+
+  function connectStream(ticket) {
+    var es = new EventSource(API + "/api/v1/conversations/" + conv.id + "/events?ticket=" +
+      encodeURIComponent(ticket));
     source = es;
     es.addEventListener("open", function () {
       retryMs = 1000;
@@ -466,7 +486,7 @@
     if (started || !conv) return Promise.resolve();
     started = true;
     return catchUp().then(openStream, function (err) {
-      if (err instanceof ApiError && (err.status === 401 || err.status === 403 || err.status === 404)) {
+      if (err instanceof ApiError && (err.status === 401 || err.status === 403 || err.status === 404 || err.status === 410)) {
         forget();
       } else {
         started = false;
@@ -525,7 +545,8 @@
       optimistic.remove();
       if (!input.value) input.value = text;
       errorBox.textContent = "Message not sent. " + describe(err);
-      if (err instanceof ApiError && (err.status === 401 || err.status === 404)) forget();
+      // Gone (closed) or expired: the next message starts a new conversation.
+      if (err instanceof ApiError && (err.status === 401 || err.status === 404 || err.status === 410)) forget();
     }).then(function () {
       sendButton.disabled = false;
     });
