@@ -167,14 +167,16 @@ class Generator(ABC):
         if not text:
             log.warning("the generator returned an empty reply")
         # The customer's words are no evidence (they may be an injection): only the values
-        # they gave that identify them or their order may appear without a source.
+        # they gave that identify them or their order may appear without a source, and what
+        # is promised must be in the team's answers as written, not filled with their amounts.
         given = given_values(t for role, t in turns if role == "customer")
+        team = [fill(h.answer, (), facts=facts, ask=False)[0] for h in used]
+        promises = tuple(grounding.unsupported_promises(text, team))
         value = (
             grounding.score(text, filled_sources, self._get_embedder(), given=given)
-            if text
+            if text and not promises
             else 0.0
         )
-        promises = tuple(grounding.unsupported_promises(text, filled_sources))
         return Draft(
             text=text,
             grounding=value,
