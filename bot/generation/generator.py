@@ -15,6 +15,7 @@ Breaking out of the loop (or ``await stream.aclose()``) cancels the generation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.generation import grounding
-from bot.generation.placeholders import PlaceholderStream, fill
+from bot.generation.placeholders import PlaceholderStream, fill, given_values
 from bot.generation.types import Draft, ReplyRequest
 from bot.settings import GenerationSettings
 
@@ -117,9 +118,13 @@ class Generator(ABC):
         started = time.perf_counter()
         result = RawResult()
         turns = conversation(request)
-        slots = PlaceholderStream(turns, facts=self.config.facts)
+        loop = asyncio.get_running_loop()
         raw: list[str] = []
         try:
+            # Reading the customer's values runs patterns over every turn: off the loop.
+            slots = await loop.run_in_executor(
+                self._aux, functools.partial(PlaceholderStream, turns, facts=self.config.facts)
+            )
             async for piece in self._produce(request, result):
                 raw.append(piece)
                 out = slots.feed(piece)
@@ -129,7 +134,6 @@ class Generator(ABC):
             if tail:
                 yield tail
             result.text = "".join(raw)
-            loop = asyncio.get_running_loop()
             draft = await loop.run_in_executor(
                 self._aux, self._finalize, request, result, time.perf_counter() - started
             )
@@ -162,16 +166,21 @@ class Generator(ABC):
         text, missing = fill(result.text.strip(), turns, facts=facts)
         if not text:
             log.warning("the generator returned an empty reply")
-        customer_text = [t for role, t in turns if role == "customer"]
+        # The customer's words are no evidence (they may be an injection): only the values
+        # they gave that identify them or their order may appear without a source, and what
+        # is promised must be in the team's answers as written, not filled with their amounts.
+        given = given_values(t for role, t in turns if role == "customer")
+        team = [fill(h.answer, (), facts=facts, ask=False)[0] for h in used]
+        promises = tuple(grounding.unsupported_promises(text, team))
         value = (
-            grounding.score(text, filled_sources, self._get_embedder(), context=customer_text)
-            if text
+            grounding.score(text, filled_sources, self._get_embedder(), given=given)
+            if text and not promises
             else 0.0
         )
         return Draft(
             text=text,
             grounding=value,
-            grounded=bool(text) and value >= self.config.grounding_threshold,
+            grounded=bool(text) and value >= self.config.grounding_threshold and not promises,
             fallback=fallback,
             sources=tuple(h.pair_id for h in used) if request.hits else (),
             missing_slots=tuple(missing),
@@ -180,6 +189,7 @@ class Generator(ABC):
             first_token_ms=None if result.first_token_s is None else result.first_token_s * 1000,
             elapsed_ms=elapsed_s * 1000,
             finish_reason=result.finish_reason,
+            unsupported_promises=promises,
         )
 
     async def close(self) -> None:

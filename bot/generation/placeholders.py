@@ -23,44 +23,57 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
-SLOT = re.compile(r"\{\{\s*([^{}]{1,80}?)\s*\}\}")
+from bot.text import PATTERN_CHARS, for_patterns
 
-# Values a customer gives: (slot names they fill, pattern with the value in group "v").
-_ID = r"#?\s*(?P<v>[A-Z]{0,5}[-#]?\d[\w-]{2,})"
+# A slot: "{{", its name (whitespace around it ignored), "}}". The name is checked in Python
+# (see :func:`_slot_name`): braces end the class, so each "{{" scans up to the next brace once.
+SLOT = re.compile(r"\{\{([^{}]*+)\}\}")
+SLOT_NAME_CHARS = 80
+# A reply holds a few slots; past this many the rest are left as text (braces removed), so
+# a hostile draft full of "{{x}}" costs no more than a long plain one.
+MAX_SLOTS = 64
+
+# Values a customer gives: (slot names they fill, pattern with the value in group "v"). They
+# read text from bot.text.for_patterns (single-spaced), and each is linear on any text anyway:
+# whitespace quantifiers are possessive (nothing after them starts with whitespace), runs are
+# matched from their first character only, and the phone number's length is bounded.
+_ID = r"#?\s*+(?P<v>[A-Z]{0,5}[-#]?\d[\w-]{2,})"
+_KEY = r"\s*+(?:number|no\.?|num|id|#)?\s*+(?:is|:|=)?\s*+"
 _CUSTOMER_VALUES: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
     (
         ("order number", "order id", "purchase number"),
-        re.compile(
-            r"\b(?:order|purchase)\s*(?:number|no\.?|num|id|#)?\s*(?:is|:|=)?\s*" + _ID,
-            re.I,
-        ),
+        re.compile(r"\b(?:order|purchase)" + _KEY + _ID, re.I),
     ),
     (
         ("tracking number", "tracking id"),
-        re.compile(r"\btracking\s*(?:number|no\.?|num|id|code|#)?\s*(?:is|:|=)?\s*" + _ID, re.I),
+        re.compile(r"\btracking\s*+(?:number|no\.?|num|id|code|#)?\s*+(?:is|:|=)?\s*+" + _ID, re.I),
     ),
     (
         ("invoice number", "invoice id", "bill number"),
-        re.compile(r"\b(?:invoice|bill)\s*(?:number|no\.?|num|id|#)?\s*(?:is|:|=)?\s*" + _ID, re.I),
+        re.compile(r"\b(?:invoice|bill)" + _KEY + _ID, re.I),
     ),
     (
         ("email", "email address", "client email", "customer email"),
-        re.compile(r"(?P<v>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)"),
+        re.compile(r"(?<![\w.+-])(?P<v>[\w.+-]++@[\w-]++(?:\.[\w-]++)++)"),
     ),
     (
         ("phone number", "client phone number", "customer phone number", "phone"),
-        re.compile(r"(?<![\w#])(?P<v>\+?\d[\d\s().-]{6,}\d)(?!\w)"),
+        re.compile(r"(?<![\w#])(?P<v>\+?\d[\d\s().-]{6,24}\d)(?!\w)"),
     ),
     (
         ("person name", "client name", "full name", "customer name", "name"),
         re.compile(
-            r"\b(?i:my name is|this is|i am|i'm)\s+(?P<v>[A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+)?)"
+            r"\b(?i:my name is|this is|i am|i'm)\s++(?P<v>[A-Z][a-z'-]++(?:\s++[A-Z][a-z'-]++)?)"
         ),
     ),
     (
         ("refund amount", "money amount", "amount"),
-        re.compile(r"(?P<cur>[$€£])\s?(?P<v>\d+(?:[.,]\d{1,2})?)"),
+        # "$1,000.50", "$45.20", "€12,50": thousands groups only when a comma is followed by 3.
+        re.compile(
+            r"(?P<cur>[$€£])\s?(?P<v>\d{1,3}(?:,\d{3})++(?:\.\d{1,2})?|\d++(?:[.,]\d{1,2})?)"
+        ),
     ),
 )
 
@@ -111,8 +124,8 @@ _REWORD = {
 
 # Nouns a slot usually follows ("order {{Order Number}}"), dropped with the slot when missing.
 _LEAD_NOUN = re.compile(
-    r"(?:\b(?:the|your|my|this|that)\s+)?\b(?:order|purchase|invoice|bill|tracking)\s+"
-    r"(?:(?:number|no\.?|id)\s+)?(?:#\s*)?$",
+    r"(?:\b(?:the|your|my|this|that)\s++)?\b(?:order|purchase|invoice|bill|tracking)\s++"
+    r"(?:(?:number|no\.?|id)\s++)?(?:#\s*+)?$",
     re.I,
 )
 
@@ -148,20 +161,26 @@ _LINK_WORDS = (
 )
 _DETERMINER = re.compile(r"^(?:the|a|an|your|our|my|this|that)\s+", re.I)
 _TAIL_DETERMINER = re.compile(
-    r"(?:\b(?:the|a|an|your|our|my|this|that|its|their)|(?<=\w)'s)(?P<gap>\s*)(?P<q>[\"']?)$",
+    r"(?:\b(?:the|a|an|your|our|my|this|that|its|their)|(?<=\w)'s)(?P<gap>\s*+)(?P<q>[\"']?)$",
     re.I,
 )
 # A customer value asked for right before, joined by "or"/"and" to the slot.
 _ASKED_JUST_BEFORE = re.compile(
-    r"\b(?:" + "|".join(map(re.escape, ASK_FOR.values())) + r")\s+(?:or|and)\s+$", re.I
+    r"\b(?:" + "|".join(map(re.escape, ASK_FOR.values())) + r")\s++(?:or|and)\s++$", re.I
 )
 _NEAR_CHARS = 300  # how much text before a slot its rewording looks at
 # Streamed previews hold back this many words: rewording before a slot reaches back at most a
 # few words ("the order number #" + slot), so it can still change them.
 STREAM_LAG_WORDS = 8
 # The text after an emptied slot shows which article fits before it: a whole word, or none.
-_WORD_AFTER = re.compile(r"""\s*(?:['"][^A-Za-z]|['"]?[A-Za-z]+[^A-Za-z]|[^A-Za-z\s'"])""")
+_WORD_AFTER = re.compile(r"""\s*+(?:['"][^A-Za-z]|['"]?[A-Za-z]+[^A-Za-z]|[^A-Za-z\s'"])""")
 _CLAUSE_ENDS = ".!?;,\n"
+
+
+def _slot_name(m: re.Match[str]) -> str | None:
+    """The name of the slot ``m`` found, or None where the braces hold no slot name."""
+    name = m.group(1).strip()
+    return name if 0 < len(name) <= SLOT_NAME_CHARS else None
 
 
 def _norm(slot: str) -> str:
@@ -169,24 +188,50 @@ def _norm(slot: str) -> str:
 
 
 def extract_values(turns: Iterable[str]) -> dict[str, str]:
-    """Slot values (lower-cased slot name → value) found in customer text, newest winning."""
+    """Slot values (lower-cased slot name → value) found in customer text, newest winning.
+
+    Patterns read each text as :func:`bot.text.for_patterns` gives it (its first
+    ``PATTERN_CHARS`` characters, folded and single-spaced).
+    """
     values: dict[str, str] = {}
     for text in turns:
-        for slots, pattern in _CUSTOMER_VALUES:
-            matches = list(pattern.finditer(text))
-            if not matches:
-                continue
-            m = matches[-1]
-            value = m.group("v").strip()
-            for slot in slots:
-                values[slot] = value
-            if "cur" in pattern.groupindex:
-                values["currency symbol"] = m.group("cur")
-            if "name" in slots:
-                first, _, last = value.partition(" ")
-                values["client first name"] = first
-                values["client last name"] = last or first
+        values.update(_values_in(text[:PATTERN_CHARS]))
     return values
+
+
+# A reply fills several texts against the same conversation, and each message re-reads the
+# earlier turns: each customer text is read once.
+@lru_cache(maxsize=256)
+def _values_in(text: str) -> tuple[tuple[str, str], ...]:
+    """The (slot, value) pairs one customer text gives, in the order they are set."""
+    view = for_patterns(text)
+    found: list[tuple[str, str]] = []
+    for slots, pattern in _CUSTOMER_VALUES:
+        m = None
+        for m in pattern.finditer(view):  # noqa: B007 - the last mention wins
+            pass
+        if m is None:
+            continue
+        value = m.group("v").strip()
+        found += [(slot, value) for slot in slots]
+        if "cur" in pattern.groupindex:
+            found.append(("currency symbol", m.group("cur")))
+        if "name" in slots:
+            first, _, last = value.partition(" ")
+            found += [("client first name", first), ("client last name", last or first)]
+    return tuple(found)
+
+
+# Slots a customer value fills that say what they are owed, not who they are: a draft may
+# not repeat these on the customer's word alone (see bot.generation.grounding).
+_CLAIM_SLOTS = frozenset({"refund amount", "money amount", "amount", "currency symbol"})
+
+
+def given_values(turns: Iterable[str]) -> list[str]:
+    """The values customer ``turns`` give that identify them or their order (order, invoice
+    and tracking numbers, email, phone, name): what a draft may repeat without a source."""
+    values = extract_values(turns)
+    return list(dict.fromkeys(v for k, v in values.items() if k not in _CLAIM_SLOTS))
 
 
 def _customer_turns(history: Sequence[tuple[str, str]] | Sequence[str]) -> list[str]:
@@ -266,9 +311,9 @@ def _already_named(before: str, phrase: str) -> re.Match[str] | None:
     same = _SAME_THING.get(_DETERMINER.sub("", phrase).lower())
     if same is None:
         return None
-    start = _clause(re.sub(r",\s*$", "", before))
+    start = _clause(re.sub(r",\s*+$", "", before))
     tail = re.compile(
-        rf"(?P<head>\b(?:{same})\b)(?:[\s#:'\"]*\b(?:{_LINK_WORDS}|{same})\b)*[\s#:'\"]*,?\s*$",
+        rf"(?P<head>\b(?:{same})\b)(?:[\s#:'\"]*+\b(?:{_LINK_WORDS}|{same})\b)*[\s#:'\"]*+,?\s*+$",
         re.I,
     )
     return tail.search(before, start)
@@ -314,8 +359,8 @@ def _agree_article(before: str, after: str) -> str:
     An emptied or reworded slot changes that word: "a {{Account Type}} account" reads
     "an account", "a '{{Online Order Interaction}}' button" reads "an 'Orders' button".
     """
-    article = re.search(r"\b(a|an)(\s+['\"]?)$", before, re.I)
-    word = re.match(r"\s*['\"]?([A-Za-z]+)", after)
+    article = re.search(r"\b(a|an)(\s++['\"]?)$", before, re.I)
+    word = re.match(r"\s*+['\"]?([A-Za-z]+)", after)
     if article is None or word is None:
         return before
     vowel = word.group(1)[0].lower() in "aeio" and not word.group(1).lower().startswith("one")
@@ -406,8 +451,15 @@ def fill(
     slots = _Slots(history, facts)
     done = ""
     pos = 0
+    found = 0
     for m in SLOT.finditer(text):
-        before, value, drop_quote = slots.fill(done + text[pos : m.start()], m.group(1))
+        name = _slot_name(m)
+        if name is None:
+            continue
+        found += 1
+        if found > MAX_SLOTS:
+            break
+        before, value, drop_quote = slots.fill(done + text[pos : m.start()], name)
         pos = m.end()
         if drop_quote and text[pos : pos + 1] in ("'", '"'):
             pos += 1
@@ -449,11 +501,11 @@ def tidy(text: str) -> str:
 def _tidy_inner(text: str) -> str:
     """:func:`tidy` without the strip, for a piece in the middle of a streamed reply."""
     text = text.replace("{{", "").replace("}}", "")
-    text = re.sub(r"(['\"])\s*\1", "", text)  # an emptied quoted label: ''
+    text = re.sub(r"(['\"])\s*+\1", "", text)  # an emptied quoted label: ''
     text = re.sub(r"[ \t]{2,}", " ", text)
-    text = re.sub(r"[ \t]+([,.;:!?)])", r"\1", text)
-    text = re.sub(r"\b(a|an|the|your|our)\s+(\1)\b", r"\1", text, flags=re.I)
-    text = re.sub(r",\s*([,.!?])", r"\1", text)
+    text = re.sub(r"(?<![ \t])[ \t]++([,.;:!?)])", r"\1", text)
+    text = re.sub(r"\b(a|an|the|your|our)\s++(\1)\b", r"\1", text, flags=re.I)
+    text = re.sub(r",\s*+([,.!?])", r"\1", text)
     return text
 
 
@@ -478,6 +530,7 @@ class PlaceholderStream:
         self._sent = ""  # the end of what was passed on, which rewording reads
         self._drop_quote = False  # a quote right after the last slot must go
         self._agree_at = -1  # where an emptied slot was: its article waits for the next word
+        self._slot_count = 0
 
     @property
     def missing(self) -> list[str]:
@@ -504,7 +557,7 @@ class PlaceholderStream:
         if self._agree_at < 0:
             return
         after = self._window[self._agree_at :]
-        if not force and not _WORD_AFTER.match(after):
+        if not force and len(after) < _NEAR_CHARS and not _WORD_AFTER.match(after):
             return
         head = self._slots.agree(self._sent + self._window[: self._agree_at], after)
         self._reworded(head, after)
@@ -528,6 +581,9 @@ class PlaceholderStream:
         if not everything:
             starts = [m.start() for m in re.finditer(r"\S+", window)]
             cut = starts[-STREAM_LAG_WORDS] if len(starts) >= STREAM_LAG_WORDS else 0
+            # Rewording reaches back at most _NEAR_CHARS: older text can go, however few
+            # words it holds (a run without spaces would otherwise be re-read on every piece).
+            cut = max(cut, len(window) - _NEAR_CHARS)
             if self._agree_at >= 0:
                 cut = min(cut, max(0, window.rfind(" ", 0, self._agree_at)))
         out, self._window = window[:cut], window[cut:]
@@ -561,10 +617,12 @@ class PlaceholderStream:
                     self._held = rest
                 break
             m = SLOT.fullmatch(rest[: close + 2])
-            if m is None:  # "{{ }}" or braces inside: not a slot
+            name = _slot_name(m) if m is not None else None
+            if name is None or self._slot_count >= MAX_SLOTS:  # "{{ }}", braces inside, too many
                 self._text(rest[: close + 2].replace("{{", ""))
             else:
-                self._slot(m.group(1))
+                self._slot_count += 1
+                self._slot(name)
             text = rest[close + 2 :]
         return self._release()
 

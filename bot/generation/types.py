@@ -43,6 +43,7 @@ class Draft:
 
     ``text`` and ``fallback`` never contain ``{{``: placeholders are filled from the
     conversation or reworded, and ``missing_slots`` names the ones the customer has not given.
+    ``grounded`` is false when ``unsupported_promises`` names anything.
     """
 
     text: str
@@ -56,3 +57,5 @@ class Draft:
     first_token_ms: float | None = None
     elapsed_ms: float | None = None
     finish_reason: str = "stop"
+    # What the draft promises (money, refunds, dates) that no source states: it is ungrounded.
+    unsupported_promises: tuple[str, ...] = ()

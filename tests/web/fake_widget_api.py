@@ -27,6 +27,9 @@ class FakeWidgetApi:
     after_values: list[int] = field(default_factory=list)
     stream_opens: int = 0
     refuse_streams: int = 0  # answer the next N event-stream requests with 503
+    # Set: after streaming its pieces, a reply waits for this event, then answers that the
+    # draft went to review (the test publishes what the server would meanwhile).
+    hold_for_review: asyncio.Event | None = None
     _streams: list[asyncio.Queue[str | None]] = field(default_factory=list)
     _tickets: set[str] = field(default_factory=set)
     _tickets_issued: int = 0
@@ -76,6 +79,13 @@ class FakeWidgetApi:
         for piece in self.reply_pieces:
             await asyncio.sleep(self.piece_delay_s)
             self.publish("token", {"reply_to": mine["id"], "text": piece})
+        if self.hold_for_review is not None:
+            await self.hold_for_review.wait()
+            self.publish("typing", {"who": "bot", "on": False})
+            review = {"id": None, "text": None, "status": "pending_review"}
+            return web.json_response(
+                {"message": mine, "reply": {**review, "intent": None, "confidence": None}}
+            )
         reply = self.add_message("bot", "".join(self.reply_pieces))
         reply["reply_to"] = mine["id"]
         self.publish("message", reply)

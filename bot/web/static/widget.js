@@ -156,7 +156,7 @@
   var lastId = 0;                     // highest message id rendered
   var rendered = {};                  // message id -> <li>
   var streams = [];                   // [{replyTo, li, body}] bot replies being streamed
-  var answered = {};                  // customer message id -> its reply has been rendered
+  var answered = {};                  // customer message id -> its reply rendered or its draft retracted
   var source = null;                  // EventSource
   var retryMs = 1000;
   var retryTimer = null;
@@ -440,6 +440,11 @@
       catchUp().catch(function () { /* the next reconnect tries again */ });
     });
     es.addEventListener("token", onToken);
+    es.addEventListener("retract", function (ev) {
+      // The draft failed its check: what streamed of it goes, and late pieces are ignored.
+      var d = parse(ev);
+      if (d && typeof d.reply_to === "number") { answered[d.reply_to] = true; dropStream(d.reply_to); }
+    });
     es.addEventListener("message", function (ev) { renderMessage(parse(ev)); });
     es.addEventListener("status", function (ev) { var d = parse(ev); if (d) setStatus(d.status); });
     es.addEventListener("typing", function (ev) {
