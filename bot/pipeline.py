@@ -318,15 +318,19 @@ class ReplyPipeline:
             and guess.score >= understood.domain_score + cfg.smalltalk_margin
         ):
             smalltalk = guess.label
+        # Chat about anything but the business is out of domain, however close the words.
+        elsewhere = smalltalk == smalltalk_labels.ELSEWHERE
         reading = Reading(
             intent=pred.intent if pred else None,
             verdict="confident" if sure else (pred.verdict if pred else None),
             top_k=pred.top_k if pred else (),
-            smalltalk=smalltalk,
+            smalltalk=None if elsewhere else smalltalk,
             human=human,
-            in_domain=understood.domain_score >= cfg.in_domain_score,
-            elliptical=looks_elliptical(text),
+            in_domain=not elsewhere and understood.domain_score >= cfg.in_domain_score,
+            elliptical=not elsewhere and looks_elliptical(text),
         )
+        if elsewhere:
+            return reading, {}
         found: dict[str, Understanding] = {}
         if state.pending is not None:
             reading = replace(
@@ -369,11 +373,12 @@ class ReplyPipeline:
             joined = f"{state.topic_question} {text}"
             again = await self.runtime.understand(Query(joined))
             p2 = again.prediction
-            # Read with the topic, the message stays on it, or is surely about another intent.
-            if p2 is not None and p2.intent not in self.dialogue.exclude:
-                if p2.intent == state.active_intent or self._sure(again):
-                    found[p2.intent] = again
-                    reading = replace(reading, context_intent=p2.intent, smalltalk=None)
+            # Read with the topic, the message stays on it, and adds nothing that takes the
+            # topic away from what the bot knows ("and who wrote Pride and Prejudice?").
+            drop = (state.topic_score or 0.0) - again.domain_score
+            if p2 is not None and p2.intent == state.active_intent and drop <= cfg.follow_up_drop:
+                found[p2.intent] = again
+                reading = replace(reading, context_intent=p2.intent, smalltalk=None)
         if cfg.split_requests and pred is not None and reading.verdict != "out_of_scope":
             parts = split_requests(text)
             if len(parts) > 1:
@@ -464,7 +469,10 @@ class ReplyPipeline:
             text = self.dialogue.say(key, known, slot=phrase, example=spec.example if spec else "")
             return _Turn(plan, Decision(Action.SEND, plan.reason), text, plan.state)
         if plan.act == Act.FILL:
-            text, _ = fill(plan.answer or "", history, facts=facts, ask=False)
+            # Filling reads the customer's text with patterns: off the event loop.
+            text, _ = await asyncio.to_thread(
+                fill, plan.answer or "", history, facts=facts, ask=False
+            )
             decision = decide(
                 policy,
                 intent=plan.intent,
@@ -516,6 +524,8 @@ class ReplyPipeline:
             if same:
                 template += f"\n\n{self.dialogue.title(intent)}: {same[0].answer}"
         state = plan.state.evolve(topic_answer=template)
+        if plan.question == plan.state.topic_question:
+            state = state.evolve(topic_score=u.domain_score)
         pre = decide(
             self.settings.server.policy,
             intent=plan.intent,
@@ -526,7 +536,19 @@ class ReplyPipeline:
         )
         if pre.action == Action.SEND:
             # Only an answer that would go out asks for its value; a suggestion is the agent's.
-            ask = next(iter(_customer_slots(template, self.dialogue.slots, history, facts)), None)
+            wanted = await asyncio.to_thread(
+                _customer_slots, template, self.dialogue.slots, history, facts
+            )
+            given = {}
+            for slot in wanted:
+                # "track #20570": an identifier in the question itself is the value.
+                got = read_slot(msg.text, slot, self.dialogue.slots)
+                if got.value:
+                    given[slot] = got.value
+            if given:
+                facts = {**facts, **given}
+                state = state.evolve(slots={**state.slots, **given})
+            ask = next((w for w in wanted if w not in given), None)
             if ask is not None:
                 spec = self.dialogue.slots[norm_slot(ask)]
                 pending = PendingSlot(ask, plan.intent, template, plan.question)
@@ -552,13 +574,14 @@ class ReplyPipeline:
                 sending=pre.action == Action.SEND,
                 generate=not pre.use_fallback and not plan.also,
                 template=template,
+                facts=facts,
             )
         except Exception:
             # The generator (or a remote LLM) failed: the retrieved answer, grounded by
             # construction, is the reply where the policy sends one.
             log.exception("drafting the reply to message %s failed", msg.id)
             REPLY_FAILURES.labels("draft").inc()
-            fallback, missing = fill(template, history, facts=facts)
+            fallback, missing = await asyncio.to_thread(fill, template, history, facts=facts)
             draft = _Draft(fallback, fallback, 1.0, True, None, tuple(missing))
             await self.bus.publish(
                 conversation_topic(conv.id), Event("retract", {"reply_to": msg.id})
@@ -593,6 +616,7 @@ class ReplyPipeline:
         sending: bool,
         generate: bool = True,
         template: str | None = None,
+        facts: Mapping[str, str] | None = None,
     ) -> _Draft:
         """The reply to ``msg``; ``sending``: it goes to the customer unless it is ungrounded.
 
@@ -601,8 +625,8 @@ class ReplyPipeline:
         """
         history = (*turns, (Role.CUSTOMER.value, msg.text))
         best = template if template is not None else understood.hits[0].answer
-        facts = {**self.settings.generation.facts}
-        fallback, missing = fill(best, history, facts=facts)
+        facts = {**self.settings.generation.facts, **(facts or {})}
+        fallback, missing = await asyncio.to_thread(fill, best, history, facts=facts)
         generator = self.runtime.models.generator if generate else None
         if (
             sending

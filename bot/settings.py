@@ -368,8 +368,11 @@ class DialogueSettings(Section):
     clarify_options: int = Field(3, ge=2, le=4)
     # Clarifications for one message before a person takes over.
     max_clarifications: int = Field(2, ge=1, le=5)
-    # Read an unsure message again joined to the topic's question ("and how long?").
+    # Read an unsure message again joined to the topic's question ("and how long?"), and keep
+    # that reading when it stays on the topic and is at most this much further from the known
+    # questions than the topic question alone.
     follow_ups: bool = True
+    follow_up_drop: float = Field(0.12, ge=0, le=1)
     # Look for a second request in one message ("cancel my order and send the invoice").
     split_requests: bool = True
     # Intent labels that mean "let me talk to a person".

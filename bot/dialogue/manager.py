@@ -170,7 +170,9 @@ def plan_turn(
         return answer(r.intent, text, "confident intent")
     if r.context_intent is not None:
         joined = f"{state.topic_question or ''} {text}".strip()
-        return answer(r.context_intent, joined, "follow-up read with the previous turns")
+        plan = answer(r.context_intent, joined, "follow-up read with the previous turns")
+        # The topic stays the question that set it, so later follow-ups join to it too.
+        return replace(plan, state=replace(plan.state, topic_question=state.topic_question))
 
     # Unsure: offer the likely intents, once more after a miss, then a person.
     if state.clarify is not None or r.verdict == "ambiguous" or (r.in_domain and r.verdict):

@@ -140,7 +140,7 @@ def read_slot(text: str, slot: str, specs: Mapping[str, SlotSpec] = DEFAULT_SLOT
     mostly = len(rest) <= 2
     # A short message with a digit or an "@" in it answers the question, even with a bad value.
     attempted = found is not None or (
-        len(tokens) <= 4 and any(any(c.isdigit() or c == "@" for c in t) for t in tokens)
+        len(rest) <= 1 and any(any(c.isdigit() or c == "@" for c in t) for t in tokens)
     )
     return SlotReading(found, attempted, mostly and found is not None)
 

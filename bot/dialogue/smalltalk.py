@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 # Labels the dialogue manager acts on. "human" is an explicit request for a person.
-GREET, THANKS, BYE, AFFIRM, DENY, BOT, CAPABILITIES, ABUSE, HUMAN = (
+GREET, THANKS, BYE, AFFIRM, DENY, BOT, CAPABILITIES, ABUSE, HUMAN, ELSEWHERE = (
     "greet",
     "thanks",
     "bye",
@@ -28,6 +28,7 @@ GREET, THANKS, BYE, AFFIRM, DENY, BOT, CAPABILITIES, ABUSE, HUMAN = (
     "capabilities",
     "abuse",
     "human",
+    "elsewhere",  # chat about anything but the business: "what's the weather like?"
 )
 
 EXAMPLES: Mapping[str, tuple[str, ...]] = {
@@ -68,6 +69,8 @@ EXAMPLES: Mapping[str, tuple[str, ...]] = {
         "I need some help",
         "bonjour",
         "hola",
+        "hallo",
+        "hey, how are things?",
     ),
     THANKS: (
         "thanks",
@@ -223,6 +226,10 @@ EXAMPLES: Mapping[str, tuple[str, ...]] = {
         "let me talk to a supervisor",
         "escalate this to someone",
         "I need to talk to staff",
+        "I want to speak to your manager",
+        "let me talk to a supervisor",
+        "escalate this to someone",
+        "I need to talk to staff",
         "speak to someone",
         "I want a real person",
         "talk to customer service agent",
@@ -237,6 +244,24 @@ EXAMPLES: Mapping[str, tuple[str, ...]] = {
         "give me an agent",
         "I don't want a bot, I want a person",
         "live chat with staff",
+    ),
+    ELSEWHERE: (
+        "what's the weather like today?",
+        "will it rain tomorrow?",
+        "tell me something funny",
+        "sing me a song",
+        "who is the president?",
+        "what's the capital of France?",
+        "recommend a good movie",
+        "how do I cook pasta?",
+        "what time is it?",
+        "can you do my homework?",
+        "what is the meaning of life?",
+        "who won the football match?",
+        "do you like music?",
+        "what's your favourite colour?",
+        "translate this into Spanish",
+        "write me a poem",
     ),
 }
 

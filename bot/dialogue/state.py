@@ -39,6 +39,7 @@ class DialogueState:
     active_intent: str | None = None  # the topic of the conversation, for follow-ups
     topic_question: str | None = None  # the customer's message that set that topic
     topic_answer: str | None = None  # the answer (with its {{slots}}) the topic was given
+    topic_score: float | None = None  # how close the topic question is to a known question
     pending: PendingSlot | None = None
     clarify: Clarification | None = None
     slots: dict[str, str] = field(default_factory=dict)  # values the customer gave
@@ -66,6 +67,7 @@ class DialogueState:
                 active_intent=data.get("active_intent"),
                 topic_question=data.get("topic_question"),
                 topic_answer=data.get("topic_answer"),
+                topic_score=data.get("topic_score"),
                 pending=PendingSlot(**pending) if pending else None,
                 clarify=(
                     Clarification(
