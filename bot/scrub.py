@@ -185,6 +185,8 @@ _PHONE = re.compile(
 )
 _PHONE_DATE = re.compile(rf"{_DATE_NUM}")
 _TIME = re.compile(r"\d{1,2}[:.]\d{2}")
+# A compact timestamp such as a model version ("20261202-042503"), not a phone number.
+_STAMP = re.compile(r"(?:19|20)\d{6}[-_T]\d{4,6}")
 
 # Street addresses. USPS street suffixes (also used in the UK), then continental shapes.
 _SUFFIXES = (
@@ -336,6 +338,8 @@ def _phone(text: str, m: re.Match[str]) -> Span | None:
     if not 7 <= digits <= 15 or main.count("(") != main.count(")"):
         return None
     if _PHONE_DATE.fullmatch(main.strip()) or _TIME.fullmatch(main.strip()):
+        return None
+    if _STAMP.fullmatch(main.strip()):
         return None
     if _business_id(text, m.start(), m.end()):
         return None

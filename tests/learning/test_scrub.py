@@ -238,3 +238,10 @@ def test_the_company_contacts_to_keep_stay() -> None:
     assert scrubber("mail support@shop.example or call 1-800-555-0199, not jane@x.io") == (
         "mail support@shop.example or call 1-800-555-0199, not {{Email}}"
     )
+
+
+def test_a_model_version_stamp_in_a_log_line_is_no_phone_number() -> None:
+    from bot.scrub import Scrubber
+
+    line = "swapping models {'index': '20261202-042503-231133'}"
+    assert Scrubber().scrub(line).text == line
