@@ -7,7 +7,8 @@ Reads ../shared/data (Bitext, CuCom, Banking77) and writes, all deterministic:
 - ``conversations.jsonl``: one conversation a line, ``{"id", "split", "turns": [{"type", "text",
   "expect", "source"}]}``; ``expect`` keys (all optional): ``status``, ``action`` (lists of allowed
   values), ``intent``, ``contains`` (texts the reply must hold).
-- ``intent_train.csv`` (text,intent): every Bitext row that is not held out.
+- ``intent_train.csv`` (text,intent): every Bitext row that is not held out, its
+  ``{{Order Number}}`` removed or replaced by a made-up number (``--keep-placeholders``: as is).
 - ``heldout_dev.csv`` / ``heldout_test.csv`` (text,intent,source): the held-out questions the
   conversations draw from, for single-question figures on the same split.
 - with ``--train-per-intent N``, also ``intent_train_N.csv``: N distinct questions per intent from
@@ -249,6 +250,15 @@ class Question:
     def has_slot(self) -> bool:
         return ORDER_SLOT in self.text
 
+    @property
+    def shown(self) -> str:
+        """The question as a customer without the number at hand would ask it."""
+        return strip_order_slot(self.text) if self.has_slot else self.text
+
+
+def normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
 
 class Deck(Generic[T]):
     """Draws items in shuffled order, reshuffling when all were drawn; counts the reuses."""
@@ -332,7 +342,7 @@ def bitext_pools(
         if not is_held_out(text):
             train.append({"text": text, "intent": intent})
             continue
-        key = " ".join(text.lower().split())
+        key = normal(text)
         if key in seen or "\ufffd" in text:
             continue
         seen.add(key)
@@ -343,6 +353,25 @@ def bitext_pools(
         if clean or order_only:
             pools[part_of(text)][intent].append(Question(text, intent))
     return pools, train
+
+
+def realize_order_numbers(rows: list[dict[str, str]], seed: int) -> list[dict[str, str]]:
+    """Training text as customers type it: "{{Order Number}}" removed or made up, half each.
+
+    A model trained on the literal placeholder (97% of Bitext's order questions) is unsure of
+    "cancel my order" and "cancel order 5521", which are what customers send.
+    """
+    rng = random.Random(f"{seed}-train-order-numbers")
+    out = []
+    for row in rows:
+        text = row["text"]
+        if ORDER_SLOT in text:
+            if rng.random() < 0.5:
+                text = strip_order_slot(text)
+            else:
+                text = text.replace(ORDER_SLOT, order_number(rng)[0])
+        out.append({"text": text, "intent": row["intent"]})
+    return out
 
 
 def banking_ood(data: Path) -> dict[str, list[str]]:
@@ -395,11 +424,25 @@ def join_greeting(prefix: str, question: str, rng: random.Random) -> str:
 
 
 class Builder:
-    def __init__(self, data: Path, seed: int, stripped: bool) -> None:
+    def __init__(self, data: Path, seed: int, stripped: bool, keep_placeholders: bool) -> None:
         self.data = data
         self.seed = seed
         rows = read_bitext(data)
         self.pools, self.train = bitext_pools(rows, stripped)
+        raw_train = self.train
+        if not keep_placeholders:
+            self.train = realize_order_numbers(self.train, seed)
+        # A held-out question that reads like a training text once spaces and the order number
+        # are normalised ("cancel order  {{Order Number}}" vs "cancel order {{Order Number}}")
+        # would be no test of generalisation.
+        trained = {normal(r["text"]) for r in [*raw_train, *self.train]}
+        trained |= {normal(strip_order_slot(r["text"])) for r in raw_train}
+        self.dropped = 0
+        for part in self.pools.values():
+            for intent, questions in part.items():
+                kept = [q for q in questions if normal(q.shown) not in trained]
+                self.dropped += len(questions) - len(kept)
+                part[intent] = kept
         self.banking = banking_ood(data)
         closers = cucom_closers(data)
         self.lines = {
@@ -421,16 +464,8 @@ class Builder:
         rows = []
         for intent in sorted(self.pools[part]):
             for q in self.pools[part][intent]:
-                if q.has_slot:
-                    rows.append(
-                        {
-                            "text": strip_order_slot(q.text),
-                            "intent": intent,
-                            "source": "bitext-heldout-stripped",
-                        }
-                    )
-                else:
-                    rows.append({"text": q.text, "intent": intent, "source": "bitext-heldout"})
+                source = "bitext-heldout-stripped" if q.has_slot else "bitext-heldout"
+                rows.append({"text": q.shown, "intent": intent, "source": source})
         rng.shuffle(rows)
         return rows
 
@@ -455,7 +490,7 @@ class Builder:
                 expect["contains"] = [shown]
                 source = "bitext-heldout-filled"
             else:
-                text = strip_order_slot(q.text) if q.has_slot else q.text
+                text = q.shown
                 if q.has_slot:
                     source = "bitext-heldout-stripped"
                 slot_turn = intent in ORDER_INTENTS and rng.random() < P_SLOT_TURN
@@ -629,6 +664,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="Leave out order questions that held {{Order Number}} in Bitext.",
     )
+    ap.add_argument(
+        "--keep-placeholders",
+        action="store_true",
+        help="Train on Bitext's literal {{Order Number}} instead of removing or filling it.",
+    )
     args = ap.parse_args(argv)
     if not (args.data / "bitext" / "bitext_cs_train.csv.gz").is_file():
         print(
@@ -640,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         print("--n-dev, --n-test and --train-per-intent must not be negative", file=sys.stderr)
         return 2
 
-    builder = Builder(args.data, args.seed, args.stripped)
+    builder = Builder(args.data, args.seed, args.stripped, args.keep_placeholders)
     dev, dev_reused = builder.conversations("dev", args.n_dev)
     test, test_reused = builder.conversations("test", args.n_test)
     convs = dev + test
@@ -668,6 +708,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(summary(convs, {"dev": dev_reused, "test": test_reused}))
     print(f"intent_train.csv: {len(builder.train)} rows (Bitext rows not held out)")
+    print(f"held-out questions left out as near-copies of a training text: {builder.dropped}")
     for part in ("dev", "test"):
         n = sum(len(v) for v in builder.pools[part].values())
         print(f"held-out {part} questions: {n} in {len(builder.pools[part])} intents")

@@ -41,11 +41,17 @@ def read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_no_held_out_question_is_trained_on_and_parts_are_disjoint(built: Path) -> None:
-    train = {r["text"].strip().lower() for r in read(built / "intent_train.csv")}
-    assert not any(conversation_set.is_held_out(t) for t in train)
-    dev = {r["text"].lower() for r in read(built / "heldout_dev.csv")}
-    test = {r["text"].lower() for r in read(built / "heldout_test.csv")}
+def test_no_held_out_question_is_trained_on_and_parts_are_disjoint(
+    built: Path, shared_data: Path
+) -> None:
+    rows = conversation_set.read_bitext(shared_data)
+    kept = [r for r in rows if not conversation_set.is_held_out(r["instruction"])]
+    train_rows = read(built / "intent_train.csv")
+    assert [r["intent"] for r in train_rows] == [r["intent"] for r in kept]
+    assert not any("{{Order Number}}" in r["text"] for r in train_rows)
+    train = {conversation_set.normal(r["text"]) for r in train_rows}
+    dev = {conversation_set.normal(r["text"]) for r in read(built / "heldout_dev.csv")}
+    test = {conversation_set.normal(r["text"]) for r in read(built / "heldout_test.csv")}
     assert dev and test and not dev & test
     assert not (dev | test) & train
 
@@ -58,7 +64,7 @@ def test_no_held_out_question_is_trained_on_and_parts_are_disjoint(built: Path) 
                 "bitext-heldout",
                 "bitext-heldout-stripped",
             ):
-                assert turn["text"].lower() in pool, turn
+                assert conversation_set.normal(turn["text"]) in pool, turn
 
 
 def test_turns_follow_the_script(built: Path) -> None:
