@@ -509,7 +509,7 @@ class Builder:
                         "text": form.format(v=value),
                         "expect": {
                             **SENT,
-                            "action": ["answer"],
+                            "action": ["fill"],  # the answer that waited for the value
                             "intent": intent,
                             "contains": [shown],
                         },
