@@ -7,6 +7,7 @@ from bot.cli import (  # noqa: F401 - each module registers its commands
     config_cmds,
     connector_cmds,
     db_cmds,
+    gaps_cmds,
     generation_cmds,
     import_cmds,
     index_cmds,
