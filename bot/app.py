@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.api import admin, agent, ops, widget
+from bot.api import admin, agent, gaps, ops, widget
 from bot.api.common import SERVICES, Handler, cors_middleware, error_middleware
 from bot.channels import attach
 from bot.events import MODELS, Event
@@ -98,7 +98,7 @@ def create_app(
         svc.bus = RedisBus(redis_url, prefix=settings.server.redis_prefix)
         svc.limiter = RedisRateLimiter(redis_url, prefix=settings.server.redis_prefix)
     app[SERVICES] = svc
-    for table in (widget.routes, agent.routes, admin.routes, ops.routes):
+    for table in (widget.routes, agent.routes, admin.routes, ops.routes, gaps.routes):
         app.router.add_routes(table)
     try:
         from bot.web.routes import add_page_routes
