@@ -610,8 +610,6 @@ async def accept_topic(
     knowledge pair with ``answer``, and the gated retraining (intent and index) is queued, in
     one transaction."""
     intent = check_intent_name(intent)
-    if intent in known:
-        raise InputError(f"{intent!r} is already an intent: merge the topic into it instead")
     if not isinstance(answer, str) or not answer.strip():
         raise InputError("'answer' must be the reply to give, a non-empty text")
     if len(answer) > MAX_ANSWER_CHARS:
@@ -619,6 +617,8 @@ async def accept_topic(
     answer = scrubber(answer.strip())
     async with db.session() as s:
         topic = await _open_topic(s, topic_id)
+        if intent in known:
+            raise InputError(f"{intent!r} is already an intent: merge the topic into it instead")
         if len(topic.message_ids) < min_examples:
             raise InputError(
                 f"a new intent needs at least {min_examples} examples; this topic has "
