@@ -139,6 +139,12 @@ def create_app(
         svc.jobs = JobRunner(settings, database, on_finished=finished)
         if settings.server.run_jobs if run_jobs is None else run_jobs:
             svc.jobs.start()
+            if settings.gaps.every_hours > 0:
+                from bot.gaps import schedule_mining
+
+                pollers.append(
+                    svc.spawn(schedule_mining(settings, database, svc.jobs.wake), name="gaps")
+                )
 
         async def follow_models() -> None:
             async with svc.bus.subscribe(MODELS) as events:

@@ -686,3 +686,53 @@ async def dismiss_topic(db: Database, topic_id: int, *, by: str) -> GapTopic:
         topic.resolved_by, topic.resolved_at = by, utcnow()
         s.add(topic)
     return topic
+
+
+# -- on a schedule -----------------------------------------------------------------------------
+
+
+async def due_for_mining(db: Database, every: timedelta, now: datetime | None = None) -> bool:
+    """True when no mining job is queued or running and the last one is older than ``every``."""
+    now = _aware(now or utcnow())
+    async with db.session() as s:
+        last = (
+            await s.exec(
+                select(TrainingRun)
+                .where(TrainingRun.kind == "gaps")
+                .order_by(col(TrainingRun.id).desc())
+                .limit(1)
+            )
+        ).first()
+    if last is None:
+        return True
+    if last.status in ("queued", "running"):
+        return False
+    return _aware(last.created_at) <= now - every
+
+
+async def schedule_mining(
+    settings: Settings,
+    db: Database,
+    wake: Callable[[], None] | None = None,
+    *,
+    check_s: float = 60.0,
+) -> None:
+    """Queue a mining job every ``gaps.every_hours`` (run by whoever runs the jobs). Two
+    processes may both queue one at the same moment; the second run only re-mines."""
+    import asyncio
+
+    from bot.jobs import enqueue
+
+    every = timedelta(hours=settings.gaps.every_hours)
+    while True:
+        try:
+            if await due_for_mining(db, every):
+                run = await enqueue(db, "gaps", {})
+                log.info("scheduled knowledge-gap mining queued as job %s", run.id)
+                if wake is not None:
+                    wake()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not queue the scheduled knowledge-gap mining")
+        await asyncio.sleep(min(check_s, every.total_seconds()))

@@ -52,9 +52,18 @@ async def run_worker(settings: Settings, *, name: str | None = None, poll_s: flo
         await db.upgrade()
         runner = JobRunner(settings, db, on_finished=finished, poll_seconds=poll_s, name=name)
         runner.start()
+        scheduled = None
+        if settings.gaps.every_hours > 0:
+            from bot.gaps import schedule_mining
+
+            scheduled = asyncio.create_task(schedule_mining(settings, db, runner.wake))
         log.info("worker %s waiting for jobs", runner.name)
         await stopping.wait()
         log.info("worker %s stopping", runner.name)
+        if scheduled is not None:
+            scheduled.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduled
         await runner.stop()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

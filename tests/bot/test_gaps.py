@@ -381,3 +381,20 @@ def test_answers_ranked_by_how_often_and_how_agreed() -> None:
     assert ranked[1]["text"].startswith("Gift cards are sold online")
     assert ranked[-1]["text"] == "No idea."
     assert rank_answers([]) == []
+
+
+async def test_scheduled_mining_is_due_only_when_idle_and_old(db: Database) -> None:
+    from bot.gaps import due_for_mining
+    from bot.jobs import enqueue
+
+    every = timedelta(hours=24)
+    assert await due_for_mining(db, every)
+    run = await enqueue(db, "gaps", {})
+    assert not await due_for_mining(db, every)  # queued
+    async with db.session() as s:
+        row = await s.get(TrainingRun, run.id)
+        assert row is not None
+        row.status = "succeeded"
+        s.add(row)
+    assert not await due_for_mining(db, every)  # just ran
+    assert await due_for_mining(db, every, now=datetime.now(UTC) + timedelta(hours=25))
