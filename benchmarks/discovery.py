@@ -29,6 +29,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import numpy as np
+
 from finetune.intent.data import read_csv
 from retrieval.discovery import discover, kmeans_silhouette, score
 from retrieval.embedder import Embedder
@@ -36,6 +38,7 @@ from retrieval.embedder import Embedder
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "banking77" / "test.csv"
 RESULTS = REPO / "benchmarks" / "results" / "discovery.json"
+KS = range(10, 201, 10)
 
 
 def main() -> None:
@@ -43,21 +46,28 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--text-col", default="text")
     parser.add_argument("--label-col", default="category")
+    parser.add_argument("--sample", type=int, default=0, help="Cluster a random sample of N.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", default="baseline,deskbot")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     examples = read_csv(args.data, args.text_col, args.label_col)
+    if args.sample and args.sample < len(examples):
+        picked = np.random.default_rng(args.seed).choice(len(examples), args.sample, replace=False)
+        examples = examples.subset(int(i) for i in picked)
     embedder = Embedder(precision="fp32")
     started = time.perf_counter()
     vectors = embedder.encode(list(examples.texts))
     encode_s = time.perf_counter() - started
     gold = list(examples.labels)
 
+    methods = {
+        "baseline": ("baseline (k-means, silhouette)", lambda: kmeans_silhouette(vectors, KS)),
+        "deskbot": ("deskbot (kNN graph, eigengap, spectral)", lambda: discover(vectors)),
+    }
     rows = []
-    for name, run in (
-        ("baseline (k-means, silhouette)", lambda: kmeans_silhouette(vectors, range(10, 201, 10))),
-        ("deskbot (kNN graph, eigengap, spectral)", lambda: discover(vectors)),
-    ):
+    for name, run in (methods[m] for m in args.methods.split(",")):
         t = time.perf_counter()
         found = run()
         seconds = time.perf_counter() - t
@@ -79,6 +89,8 @@ def main() -> None:
         )
     report = {
         "data": str(args.data.name),
+        "sample": args.sample or None,
+        "seed": args.seed,
         "n": len(gold),
         "gold_topics": len(set(gold)),
         "encoder": embedder.name,
