@@ -41,6 +41,47 @@ RESULTS = REPO / "benchmarks" / "results" / "discovery.json"
 KS = range(10, 201, 10)
 
 
+def _centroid(x: np.ndarray) -> np.ndarray:
+    c = x.mean(axis=0)
+    return c / np.linalg.norm(c)
+
+
+def novelty(vectors: np.ndarray, gold: list[str], rng: np.random.Generator) -> dict:
+    """How well ``gaps.new_below`` tells a known intent's topic from an unknown one: per
+    intent, a centroid of up to 64 utterances stands for the known intent and one of 15 others
+    for a mined topic; a topic of a known intent should reach its own intent's centroid, a
+    topic of an intent left out should stay under the threshold for every other intent."""
+    labels = np.array(gold)
+    names = sorted(set(gold))
+    known, topic = [], []
+    for name in names:
+        idx = np.flatnonzero(labels == name)
+        rng.shuffle(idx)
+        half = len(idx) // 2
+        known.append(_centroid(vectors[idx[: min(half, 64)]]))
+        topic.append(_centroid(vectors[idx[half : half + 15]]))
+    sims = np.stack(topic) @ np.stack(known).T
+    same = np.diag(sims).copy()
+    np.fill_diagonal(sims, -1.0)
+    other = sims.max(axis=1)
+    table = [
+        f"same intent: min {same.min():.3f} p10 {np.quantile(same, 0.1):.3f} "
+        f"median {np.median(same):.3f}; nearest other: median {np.median(other):.3f} "
+        f"p90 {np.quantile(other, 0.9):.3f} max {other.max():.3f}"
+    ]
+    rows = {}
+    for t in (0.75, 0.8, 0.85, 0.9, 0.95):
+        rows[t] = {
+            "existing_kept": float((same >= t).mean()),
+            "unknown_new": float((other < t).mean()),
+        }
+        table.append(
+            f"new_below {t:.2f}: known marked existing {rows[t]['existing_kept']:.2f}, "
+            f"left out marked new {rows[t]['unknown_new']:.2f}"
+        )
+    return {"thresholds": rows, "table": table}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
@@ -49,6 +90,9 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=0, help="Cluster a random sample of N.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default="baseline,deskbot")
+    parser.add_argument(
+        "--novelty", action="store_true", help="Also measure the 'new' threshold (see below)."
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -67,7 +111,7 @@ def main() -> None:
         "deskbot": ("deskbot (kNN graph, eigengap, spectral)", lambda: discover(vectors)),
     }
     rows = []
-    for name, run in (methods[m] for m in args.methods.split(",")):
+    for name, run in (methods[m] for m in args.methods.split(",") if m):
         t = time.perf_counter()
         found = run()
         seconds = time.perf_counter() - t
@@ -99,6 +143,10 @@ def main() -> None:
         "cores": os.cpu_count(),
         "results": rows,
     }
+    if args.novelty:
+        report["novelty"] = novelty(vectors, gold, np.random.default_rng(args.seed))
+        for line in report["novelty"]["table"]:
+            print(line)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nwritten to {args.out}")
