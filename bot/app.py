@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.api import admin, agent, ops, sse, widget
+from bot.api import admin, agent, gaps, ops, sse, widget
 from bot.api.common import SERVICES, Handler, cors_middleware, error_middleware
 from bot.channels import attach
 from bot.dialogue.handoff import watch_handoffs
@@ -101,7 +101,14 @@ def create_app(
         svc.bus = RedisBus(redis_url, prefix=settings.server.redis_prefix)
         svc.limiter = RedisRateLimiter(redis_url, prefix=settings.server.redis_prefix)
     app[SERVICES] = svc
-    for table in (widget.routes, agent.routes, admin.routes, ops.routes, sse.routes):
+    for table in (
+        widget.routes,
+        agent.routes,
+        admin.routes,
+        ops.routes,
+        sse.routes,
+        gaps.routes,
+    ):
         app.router.add_routes(table)
     try:
         from bot.web.routes import add_page_routes
@@ -144,6 +151,12 @@ def create_app(
             svc.jobs.start()
             if settings.privacy.retain_days > 0:  # scaled out, `deskbot worker` purges
                 pollers.append(svc.spawn(purge_loop(database, settings), name="retention-purge"))
+            if settings.gaps.every_hours > 0:
+                from bot.gaps import schedule_mining
+
+                pollers.append(
+                    svc.spawn(schedule_mining(settings, database, svc.jobs.wake), name="gaps")
+                )
 
         async def follow_models() -> None:
             async with svc.bus.subscribe(MODELS) as events:

@@ -37,7 +37,7 @@ from bot.storage.models import TrainingRun, utcnow
 
 log = logging.getLogger("deskbot.jobs")
 
-JOB_KINDS = ("import", "index", "intent", "generator", "retrain", "export")
+JOB_KINDS = ("import", "index", "intent", "generator", "retrain", "export", "gaps")
 # Which live models a finished job may have changed.
 RELOADS = {
     "index": ("index",),
@@ -79,6 +79,11 @@ def job_command(kind: str, params: dict[str, Any]) -> list[str]:
     if kind == "export":
         since = str(params.get("since", "1970-01-01"))
         return [*base, "export", "training-data", "--since", since, "--json"]
+    if kind == "gaps":
+        cmd = [*base, "gaps", "mine", "--json"]
+        if isinstance(params.get("since"), str):
+            cmd += ["--since", params["since"]]
+        return cmd
     raise InputError(f"unknown job kind {kind!r}; expected one of {', '.join(JOB_KINDS)}")
 
 

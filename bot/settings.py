@@ -434,6 +434,32 @@ class PrivacySettings(Section):
     page_url: Literal["full", "path", "origin", "none"] = "path"
 
 
+class GapsSettings(Section):
+    """Knowledge gaps: mining what the bot did not answer well into topics (bot/gaps.py)."""
+
+    # The period mined when no --since is given, in days back from now.
+    period_days: int = Field(7, ge=1, le=3650)
+    # A topic smaller than this is left out as noise.
+    min_topic_size: int = Field(3, ge=2)
+    # A topic accepted as a new intent needs this many example messages, so that retraining
+    # has some to train on and some to hold out.
+    min_examples: int = Field(10, ge=2)
+    # A topic whose centroid is less similar than this (cosine) to every known intent's
+    # centroid is marked "new"; otherwise "existing" (an intent the model learned badly).
+    # Chosen on Banking77 train, where related intents' centroids are close (see
+    # docs/performance.md, "Knowledge gaps").
+    new_below: float = Field(0.9, ge=0, le=1)
+    # An edited suggestion counts as heavily edited when the word overlap (ROUGE-L F1) of the
+    # draft and the text sent is under this.
+    heavy_edit: float = Field(0.5, ge=0, le=1)
+    # Feedback ratings at or under this are negative (thumbs down is 1).
+    negative_rating: int = Field(2, ge=1, le=5)
+    # At most this many messages are mined (the latest); bounds the job's time and memory.
+    max_messages: int = Field(20_000, ge=10)
+    # Mine on a schedule every this many hours (0: only when asked).
+    every_hours: float = Field(0.0, ge=0)
+
+
 class Settings(BaseSettings):
     """Validated settings for one deskbot process."""
 
@@ -459,6 +485,8 @@ class Settings(BaseSettings):
     dialogue: DialogueSettings = Field(default_factory=DialogueSettings)
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+
+    gaps: GapsSettings = Field(default_factory=GapsSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -8,6 +8,7 @@ from bot.cli import (  # noqa: F401 - each module registers its commands
     connector_cmds,
     db_cmds,
     dialogue_cmds,
+    gaps_cmds,
     generation_cmds,
     import_cmds,
     index_cmds,

@@ -57,6 +57,11 @@ async def run_worker(settings: Settings, *, name: str | None = None, poll_s: flo
         purge = None
         if settings.privacy.retain_days > 0:
             purge = asyncio.create_task(purge_loop(db, settings), name="retention-purge")
+        scheduled = None
+        if settings.gaps.every_hours > 0:
+            from bot.gaps import schedule_mining
+
+            scheduled = asyncio.create_task(schedule_mining(settings, db, runner.wake))
         log.info("worker %s waiting for jobs", runner.name)
         await stopping.wait()
         if purge is not None:
@@ -64,6 +69,10 @@ async def run_worker(settings: Settings, *, name: str | None = None, poll_s: flo
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
         log.info("worker %s stopping", runner.name)
+        if scheduled is not None:
+            scheduled.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduled
         await runner.stop()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

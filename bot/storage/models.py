@@ -257,3 +257,38 @@ class StreamTicket(SQLModel, table=True):
 
 # One rating per message: a second rating replaces the first (bot/api/widget.py).
 Index("uq_feedback_message_id", Feedback.__table__.c.message_id, unique=True)  # type: ignore[attr-defined]
+
+
+class GapStatus(enum.StrEnum):
+    OPEN = "open"
+    ACCEPTED = "accepted"  # became a new intent
+    MERGED = "merged"  # its messages were labelled with an existing intent
+    DISMISSED = "dismissed"
+
+
+class GapTopic(SQLModel, table=True):
+    """A knowledge gap: a cluster of customer messages the bot did not answer well
+    (``bot/gaps.py``). Every text stored here is scrubbed of personal data."""
+
+    __tablename__ = "gap_topics"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128)
+    status: str = Field(default=GapStatus.OPEN, max_length=16, index=True)
+    size: int = 0
+    previous: int = 0  # similar messages in the period before, for the trend
+    message_ids: list[Any] = _json(list)
+    members: list[Any] = _json(list)  # [{"id", "text", "reasons"}], scrubbed
+    examples: list[Any] = _json(list)  # the most representative texts, scrubbed
+    key_phrases: list[Any] = _json(list)
+    nearest_intent: str | None = Field(default=None, max_length=128)
+    similarity: float | None = None
+    novelty: str = Field(default="new", max_length=16)  # "new" or "existing"
+    answers: list[Any] = _json(list)  # [{"text", "count", "score"}], scrubbed, best first
+    reasons: dict[str, Any] = _json(dict)  # why its messages were mined: reason -> count
+    intent: str | None = Field(default=None, max_length=128)  # accepted as / merged into
+    resolved_by: str | None = Field(default=None, max_length=128)
+    period_start: datetime = _ts(nullable=False)
+    period_end: datetime = _ts(nullable=False)
+    created_at: datetime = _ts(nullable=False)
+    resolved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

@@ -32,6 +32,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "/": ("demo.html", DEMO_CSP),
     "/agent": ("agent.html", PAGE_CSP),
     "/admin": ("admin.html", PAGE_CSP),
+    "/admin/gaps": ("gaps.html", PAGE_CSP),
 }
 
 

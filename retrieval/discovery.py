@@ -1,0 +1,206 @@
+"""Intent discovery: group sentence vectors into topics without being told how many.
+
+Pure functions, vectors in and labels out, shared by the knowledge-gap miner (``bot/gaps.py``),
+``deskbot eval discovery`` and ``benchmarks/discovery.py``.
+
+- :func:`kmeans_silhouette` is the DSTC11 Track 2 baseline: k-means for each k of a range, the
+  k with the best silhouette score wins.
+- :func:`discover` is deskbot's method (see its docstring).
+- :func:`score` gives the DSTC11 figures: ACC (1:1 Hungarian match), NMI, ARI and cluster
+  precision/recall/F1 (many-to-one alignments each way).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("deskbot.discovery")
+
+NOISE = -1
+
+
+@dataclass(frozen=True)
+class Clustering:
+    """``labels[i]`` is the topic of vector ``i`` (0..n_topics-1), or ``NOISE``."""
+
+    labels: np.ndarray
+    method: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_topics(self) -> int:
+        return len(set(self.labels.tolist()) - {NOISE})
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    """Topics numbered 0.. by decreasing size (ties: first appearance); NOISE kept."""
+    labels = np.asarray(labels)
+    ids, first, counts = np.unique(labels[labels != NOISE], return_index=True, return_counts=True)
+    order = sorted(range(len(ids)), key=lambda i: (-counts[i], first[i]))
+    mapping = {int(ids[i]): rank for rank, i in enumerate(order)}
+    return np.array([mapping.get(int(x), NOISE) for x in labels], dtype=np.int64)
+
+
+def k_range(n: int, lo: int = 2, hi: int = 200, step: int = 1) -> range:
+    """Candidate topic counts for ``n`` points: at least 2 points per topic on average."""
+    top = max(lo, min(hi, n // 2))
+    return range(lo, top + 1, step)
+
+
+def kmeans_silhouette(
+    vectors: np.ndarray, ks: Sequence[int] | None = None, *, seed: int = 0
+) -> Clustering:
+    """The DSTC11 baseline: k-means (Euclidean on unit vectors) for each k in ``ks``, the k
+    with the highest silhouette score kept."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    x = _unit(vectors)
+    n = len(x)
+    if n < 3:
+        return Clustering(np.zeros(n, dtype=np.int64), "kmeans-silhouette", {"k": min(n, 1)})
+    ks = [k for k in (ks or k_range(n, step=10 if n > 500 else 1)) if 2 <= k < n]
+    best: tuple[float, int, np.ndarray] | None = None
+    scores = {}
+    for k in ks:
+        labels = KMeans(k, n_init=3, random_state=seed).fit_predict(x)
+        s = float(silhouette_score(x, labels))
+        scores[k] = round(s, 4)
+        if best is None or s > best[0]:
+            best = (s, k, labels)
+    assert best is not None
+    return Clustering(
+        _relabel(best[2]),
+        "kmeans-silhouette",
+        {"k": best[1], "silhouette": round(best[0], 4), "scores": scores},
+    )
+
+
+def neighbours_for(n: int) -> int:
+    """Neighbours per point in the graph: 10, fewer for small sets so that a small group's
+    points are not all joined to other groups."""
+    return max(2, min(10, n // 30 if n >= 90 else 3, n - 1))
+
+
+def knn_affinity(vectors: np.ndarray, neighbours: int) -> Any:
+    """Symmetric 0/1/0.5 adjacency of the cosine k-nearest-neighbour graph (sparse)."""
+    from sklearn.neighbors import kneighbors_graph
+
+    graph = kneighbors_graph(
+        vectors, neighbours, metric="cosine", mode="connectivity", include_self=False
+    )
+    return 0.5 * (graph + graph.T)
+
+
+def _spectrum(affinity: Any, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``count`` smallest eigenvalues (ascending) of the normalised Laplacian, and their
+    eigenvectors as columns."""
+    from scipy.sparse.csgraph import laplacian
+
+    lap = laplacian(affinity, normed=True)
+    n = lap.shape[0]
+    if n <= 600 or count >= n - 1:
+        values, vectors = np.linalg.eigh(lap.toarray())
+        return values[:count], vectors[:, :count]
+    from scipy.sparse.linalg import eigsh
+
+    # The largest eigenvalues of -L are the smallest of L; Lanczos converges fast on those.
+    values, vectors = eigsh(-lap, k=count, which="LA", v0=np.full(n, 1 / np.sqrt(n)))
+    values = -values
+    order = np.argsort(values)
+    return values[order], vectors[:, order]
+
+
+def discover(
+    vectors: np.ndarray,
+    *,
+    min_topics: int = 2,
+    max_topics: int = 200,
+    neighbours: int | None = None,
+    seed: int = 0,
+) -> Clustering:
+    """Deskbot's method: spectral clustering of the k-nearest-neighbour graph, the number of
+    topics chosen by the largest eigengap.
+
+    Messages of one intent sit in dense, well-connected patches of the neighbour graph even
+    where their patch is not round, which is what k-means on raw vectors assumes; each such
+    patch adds a near-zero eigenvalue to the graph Laplacian, so the count of small eigenvalues
+    before the largest jump is the number of topics. The points are then clustered by k-means
+    on the first k eigenvectors (rows normalised), as in Ng, Jordan and Weiss (2001).
+    """
+    from sklearn.cluster import KMeans
+
+    x = _unit(vectors)
+    n = len(x)
+    if n < 4:
+        return Clustering(np.zeros(n, dtype=np.int64), "spectral-eigengap", {"k": min(n, 1)})
+    nn = neighbours or neighbours_for(n)
+    affinity = knn_affinity(x, nn)
+    hi = max(min_topics, min(max_topics, n // 2))
+    values, eigvecs = _spectrum(affinity, min(n - 1, hi + 1))
+    gaps = np.diff(values)
+    lo = max(1, min_topics - 1)
+    k = lo + 1 + int(np.argmax(gaps[lo : len(values) - 1])) if len(gaps) > lo else min_topics
+    emb = eigvecs[:, :k]
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    labels = KMeans(k, n_init=3, random_state=seed).fit_predict(emb)
+    return Clustering(
+        _relabel(labels),
+        "spectral-eigengap",
+        {"k": k, "neighbours": nn, "eigengap": round(float(gaps[k - 1]), 5)},
+    )
+
+
+# -- evaluation ---------------------------------------------------------------------------
+
+
+def _contingency(gold: Sequence[Any], pred: Sequence[Any]) -> np.ndarray:
+    g_ids = {x: i for i, x in enumerate(dict.fromkeys(gold))}
+    p_ids = {x: i for i, x in enumerate(dict.fromkeys(pred))}
+    table = np.zeros((len(g_ids), len(p_ids)), dtype=np.int64)
+    for a, b in zip(gold, pred, strict=True):
+        table[g_ids[a], p_ids[b]] += 1
+    return table
+
+
+def score(gold: Sequence[Any], pred: Sequence[Any]) -> dict[str, float | int]:
+    """DSTC11 Track 2 figures of a clustering ``pred`` against ``gold`` labels.
+
+    ACC maps clusters to gold labels one to one (Hungarian algorithm, unmatched clusters count
+    as wrong). Precision maps each cluster to its most frequent gold label (purity), recall each
+    gold label to the cluster holding most of it; F1 is their harmonic mean. Noise points
+    (``NOISE``) count as one cluster of their own.
+    """
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    gold, pred = list(gold), [int(p) if isinstance(p, np.integer) else p for p in pred]
+    if len(gold) != len(pred) or not gold:
+        raise ValueError("gold and pred must be non-empty and of the same length")
+    n = len(gold)
+    table = _contingency(gold, pred)
+    rows, cols = linear_sum_assignment(-table)
+    precision = table.max(axis=0).sum() / n
+    recall = table.max(axis=1).sum() / n
+    return {
+        "acc": float(table[rows, cols].sum() / n),
+        "nmi": float(normalized_mutual_info_score(gold, pred)),
+        "ari": float(adjusted_rand_score(gold, pred)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(2 * precision * recall / (precision + recall)),
+        "topics": int(table.shape[1]),
+        "gold_topics": int(table.shape[0]),
+        "n": n,
+    }
