@@ -15,6 +15,7 @@ from bot.cli.app import CliContext, echo_json, eval_group, pass_ctx, run_async
 @click.option("--split", help="Only conversations of this split (e.g. dev or test).")
 @click.option("--single", is_flag=True, help="Send each question on its own instead.")
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 64))
+@click.option("--url", help="A running server instead (its rate limits must allow the load).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @pass_ctx
 def eval_conversations_cmd(
@@ -24,6 +25,7 @@ def eval_conversations_cmd(
     split: str | None,
     single: bool,
     concurrency: int,
+    url: str | None,
     as_json: bool,
 ) -> None:
     """Per-turn-type pass rates and the share of conversations that pass whole.
@@ -46,7 +48,14 @@ def eval_conversations_cmd(
         settings = settings.model_copy(update={"intent": intent})
     bar = tqdm(total=len(convs), disable=as_json, unit="conv", desc="conversations")
     result = run_async(
-        play(settings, convs, concurrency=concurrency, single=single, progress=bar.update)
+        play(
+            settings,
+            convs,
+            concurrency=concurrency,
+            single=single,
+            progress=bar.update,
+            url=url,
+        )
     )
     bar.close()
     if as_json:

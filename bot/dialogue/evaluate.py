@@ -181,11 +181,7 @@ def summarise_single(results: list[tuple[str, Turn, dict[str, Any]]]) -> dict[st
     for split, rows in sorted(groups.items()):
         questions = [(t, r) for t, r in rows if t.type != "out_of_domain"]
         ood = [r for t, r in rows if t.type == "out_of_domain"]
-        answered = [
-            (t, r)
-            for t, r in questions
-            if r.get("status") == "sent" and r.get("action") in IN_SCOPE_ACTS
-        ]
+        answered = [(t, r) for t, r in questions if _answered(r)]
         right = [1 for t, r in answered if r.get("intent") == t.expect.get("intent")]
         out[split] = {
             "questions": len(questions),
@@ -206,6 +202,11 @@ def summarise_single(results: list[tuple[str, Turn, dict[str, Any]]]) -> dict[st
             "statuses": dict(Counter(f"{r.get('status')}/{r.get('action')}" for _, r in rows)),
         }
     return out
+
+
+def _answered(reply: dict[str, Any]) -> bool:
+    """Sent as an answer; a server without dialogue acts (older versions) only answers."""
+    return reply.get("status") == "sent" and reply.get("action", "answer") in IN_SCOPE_ACTS
 
 
 # -- playing through a real server ----------------------------------------------------------
@@ -249,9 +250,12 @@ async def play(
     concurrency: int = 8,
     single: bool = False,
     progress: Any = None,
+    url: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``convs`` through an in-process server; return the summary (and timings)."""
-    import aiohttp
+    """Run ``convs`` through an in-process server, or the running server at ``url``; return
+    the summary (and timings)."""
+    if url is not None:
+        return await _play(url.rstrip("/") + "/api/v1", convs, concurrency, single, progress)
     from aiohttp import web
 
     from bot.app import create_app
@@ -271,43 +275,54 @@ async def play(
         await runner.setup()
         port = _free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        base = f"http://127.0.0.1:{port}/api/v1"
-        started = time.perf_counter()
-        gate = asyncio.Semaphore(concurrency)
         try:
-            async with aiohttp.ClientSession() as http:
-
-                async def say(texts: Sequence[str]) -> list[dict[str, Any]]:
-                    async with gate:
-                        async with http.post(f"{base}/conversations", json={}) as r:
-                            conv = await r.json()
-                        auth = {"Authorization": f"Bearer {conv['token']}"}
-                        replies = []
-                        for text in texts:
-                            async with http.post(
-                                f"{base}/conversations/{conv['id']}/messages",
-                                json={"text": text},
-                                headers=auth,
-                            ) as r:
-                                body = await r.json()
-                            if r.status != 200:
-                                raise InputError(f"the server refused a turn: {body}")
-                            replies.append(body["reply"] or {})
-                        if progress is not None:
-                            progress()
-                        return replies
-
-                if single:
-                    items = single_questions(convs)
-                    got = await asyncio.gather(*(say([t.text]) for _, t in items))
-                    summary = summarise_single(
-                        [(s, t, r[0]) for (s, t), r in zip(items, got, strict=True)]
-                    )
-                    return {"single": summary, "seconds": round(time.perf_counter() - started, 1)}
-                got = await asyncio.gather(*(say([t.text for t in c.turns]) for c in convs))
+            return await _play(
+                f"http://127.0.0.1:{port}/api/v1", convs, concurrency, single, progress
+            )
         finally:
             await runner.cleanup()
             await scratch.dispose()
+
+
+async def _play(
+    base: str,
+    convs: Sequence[Conversation],
+    concurrency: int,
+    single: bool,
+    progress: Any,
+) -> dict[str, Any]:
+    import aiohttp
+
+    started = time.perf_counter()
+    gate = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession() as http:
+
+        async def say(texts: Sequence[str]) -> list[dict[str, Any]]:
+            async with gate:
+                async with http.post(f"{base}/conversations", json={}) as r:
+                    conv = await r.json()
+                auth = {"Authorization": f"Bearer {conv['token']}"}
+                replies = []
+                for text in texts:
+                    async with http.post(
+                        f"{base}/conversations/{conv['id']}/messages",
+                        json={"text": text},
+                        headers=auth,
+                    ) as r:
+                        body = await r.json()
+                    if r.status != 200:
+                        raise InputError(f"the server refused a turn: {body}")
+                    replies.append(body["reply"] or {})
+                if progress is not None:
+                    progress()
+                return replies
+
+        if single:
+            items = single_questions(convs)
+            got = await asyncio.gather(*(say([t.text]) for _, t in items))
+            summary = summarise_single([(s, t, r[0]) for (s, t), r in zip(items, got, strict=True)])
+            return {"single": summary, "seconds": round(time.perf_counter() - started, 1)}
+        got = await asyncio.gather(*(say([t.text for t in c.turns]) for c in convs))
     results = {
         c.id: [TurnResult(t, r, check(t, r)) for t, r in zip(c.turns, replies, strict=True)]
         for c, replies in zip(convs, got, strict=True)
