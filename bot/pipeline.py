@@ -443,9 +443,7 @@ class ReplyPipeline:
                     plan.state, clarify=None, active_intent=guess, topic_question=msg.text
                 ),
             )
-            history = (*turns, (Role.CUSTOMER.value, msg.text))
-            facts = {**self.settings.generation.facts, **plan.state.slots}
-            return await self._answer(conv, msg, turns, understood, found, plan, history, facts)
+            return await self._answer(conv, msg, turns, understood, found, plan)
         if plan.act == Act.CLARIFY:
             key = (
                 "clarify"
@@ -458,8 +456,6 @@ class ReplyPipeline:
             # has none (the connector adds the numbers).
             text = self.dialogue.say(key, known)
             return _Turn(plan, Decision(Action.SEND, plan.reason), text, plan.state, replies)
-        history = (*turns, (Role.CUSTOMER.value, msg.text))
-        facts = {**self.settings.generation.facts, **plan.state.slots}
         if plan.act == Act.ASK:
             pending = plan.state.pending
             assert pending is not None
@@ -469,6 +465,8 @@ class ReplyPipeline:
             text = self.dialogue.say(key, known, slot=phrase, example=spec.example if spec else "")
             return _Turn(plan, Decision(Action.SEND, plan.reason), text, plan.state)
         if plan.act == Act.FILL:
+            history = (*turns, (Role.CUSTOMER.value, msg.text))
+            facts = {**self.settings.generation.facts, **plan.state.slots}
             # Filling reads the customer's text with patterns: off the event loop.
             text, _ = await asyncio.to_thread(
                 fill, plan.answer or "", history, facts=facts, ask=False
@@ -484,7 +482,7 @@ class ReplyPipeline:
             return _Turn(
                 plan, decision, text, plan.state.evolve(topic_answer=plan.answer), answered=True
             )
-        return await self._answer(conv, msg, turns, understood, found, plan, history, facts)
+        return await self._answer(conv, msg, turns, understood, found, plan)
 
     async def _answer(
         self,
@@ -494,11 +492,11 @@ class ReplyPipeline:
         understood: Understanding,
         found: dict[str, Understanding],
         plan: Plan,
-        history: tuple[tuple[str, str], ...],
-        facts: dict[str, str],
     ) -> _Turn:
         """Answer ``plan.intent``: ask first for a value the answer needs, else the reply
         path as before (draft, grounding, policy)."""
+        history = (*turns, (Role.CUSTOMER.value, msg.text))
+        facts = {**self.settings.generation.facts, **plan.state.slots}
         assert plan.intent is not None and plan.question is not None
         pred = understood.prediction
         own = pred is not None and plan.intent == pred.intent and plan.question == msg.text
