@@ -41,13 +41,8 @@ async def _session(url: str) -> None:
                 click.echo(f"error: {body['error']['message']}", err=True)
                 continue
             reply = body["reply"] or {}
-            intent = reply.get("intent")
-            conf = reply.get("confidence")
-            meta = (
-                f"[{reply.get('status')}"
-                + (f", {intent} {conf:.2f}" if intent and conf else "")
-                + "]"
-            )
+            shown = [reply.get("status"), reply.get("action"), reply.get("intent")]
+            meta = "[" + ", ".join(str(x) for x in shown if x) + "]"
             if reply.get("text"):
                 click.echo(f"bot: {reply['text']}")
                 for n, label in enumerate(reply.get("quick_replies") or [], 1):

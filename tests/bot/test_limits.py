@@ -349,7 +349,9 @@ async def test_widget_json_carries_no_agent_names_or_scores(make_client: Any) ->
         "text",
         "created_at",
         "reply_to",
+        "quick_replies",
     }
+    assert set(body["reply"]) == {"id", "text", "status", "intent", "action", "quick_replies"}
     await client.post(f"/api/v1/agent/conversations/{conv}/claim", headers=agent)
     sent = await client.post(
         f"/api/v1/agent/conversations/{conv}/messages",

@@ -60,15 +60,17 @@ async def test_bot_learns_left_out_intents_from_agents(
     agent = {"Authorization": f"Bearer {agent_key}"}
     assert svc.runtime.models.versions["intent"] == old_version
 
-    # Customers ask about the left-out intents: the bot cannot answer them on its own.
-    statuses = []
+    # Customers ask about the left-out intents: the bot cannot answer them on its own (it
+    # clarifies, says what it can do, or hands off; an agent answers).
+    actions = []
     for intent, asked in scenario.asked.items():
         for question, answer in asked:
             conv_id, body = await customer_says(client, question)
-            statuses.append(body["reply"]["status"])
+            reply = body["reply"]
+            actions.append(reply["action"] if reply["status"] != "handoff" else "handoff")
             await agent_handles(client, agent, conv_id, body, intent, answer)
-    assert statuses.count("sent") <= len(statuses) // 10, statuses
-    assert statuses.count("handoff") >= len(statuses) // 2, statuses
+    answered = [a for a in actions if a in ("answer", "fill", "ask")]
+    assert len(answered) <= len(actions) // 10, actions
     old = IntentClassifier.load(svc.runtime.models.intent.path)  # type: ignore[union-attr]
     before = left_out_accuracy(old, scenario.new_wording)
 
@@ -129,8 +131,7 @@ async def test_bot_learns_left_out_intents_from_agents(
 
     # New wordings of the left-out questions are now recognised and answered automatically.
     agent_answers = {i: {a for _, a in asked} for i, asked in scenario.asked.items()}
-    answered = 0
-    total = 0
+    answered = total = 0
     for intent, questions in scenario.new_wording.items():
         for question in questions:
             _, body = await customer_says(client, question)
