@@ -350,9 +350,14 @@ class ReplyPipeline:
                 if pred.intent in state.clarify.options:
                     choice = pred.intent
             reading = replace(reading, choice=choice)
-        chat = smalltalk is not None and smalltalk not in (
-            smalltalk_labels.AFFIRM,
-            smalltalk_labels.DENY,
+        # "ok, and then?" reads as a yes but leans on the topic; an unsure "ok so what now?"
+        # may be a follow-up too: both get the follow-up reading first.
+        chat = (
+            smalltalk is not None
+            and smalltalk not in (smalltalk_labels.AFFIRM, smalltalk_labels.DENY)
+            and (
+                not reading.elliptical or (guess is not None and guess.score >= cfg.smalltalk_sure)
+            )
         )
         settled = (
             human

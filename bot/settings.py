@@ -357,11 +357,14 @@ class DialogueSettings(Section):
     smalltalk_threshold: float = Field(0.45, ge=0, le=1)
     # ...and at least this much more similar to it than to the nearest known question.
     smalltalk_margin: float = Field(0.1, ge=0, le=1)
+    # Under this similarity, small talk that points back ("ok so what now?") is first read
+    # as a follow-up of the topic.
+    smalltalk_sure: float = Field(0.6, ge=0, le=1)
     # "Let me talk to a person" by the small-talk model alone from this similarity on.
     human_threshold: float = Field(0.55, ge=0, le=1)
     # An unsure intent is answered when the nearest known question (at least this similar)
     # has the same intent: the model and retrieval agree.
-    agree_score: float = Field(0.7, ge=0, le=1)
+    agree_score: float = Field(0.75, ge=0, le=1)
     # An unsure message at least this similar to a known question is in domain (offer the
     # likely intents); below it the bot says what it can help with and offers a person.
     in_domain_score: float = Field(0.55, ge=0, le=1)

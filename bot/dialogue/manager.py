@@ -320,7 +320,7 @@ def split_requests(text: str, most: int = 3) -> list[str]:
 # Words that make a short message lean on what was said before ("and how long does *that*
 # take?", "what's the *next* step?", "ok, and *then*?").
 _ANAPHORA = frozenset(
-    "and also but so then it its it's that this those these them they one ones there again "
+    "and also but so then it its it's that this those these them they one ones there "
     "next step steps exactly more else same too instead either about".split()
 )
 

@@ -121,6 +121,11 @@ EXAMPLES: Mapping[str, tuple[str, ...]] = {
         "that's everything, bye",
         "no that's all, thanks",
         "I'm all set",
+        "nope, that's it",
+        "no, that's everything, thanks",
+        "nah, I'm good",
+        "that's it, thank you",
+        "no thanks, that's all I needed",
     ),
     AFFIRM: (
         "yes",
