@@ -384,7 +384,15 @@ class ReplyPipeline:
             if p2 is not None and p2.intent == state.active_intent and drop <= cfg.follow_up_drop:
                 found[p2.intent] = again
                 reading = replace(reading, context_intent=p2.intent, smalltalk=None)
-        if cfg.split_requests and pred is not None and reading.verdict != "out_of_scope":
+        # Read the parts of a message on their own only when a second intent shows in the
+        # whole: each part costs an encoder pass.
+        second = pred.top_k[1][1] if pred is not None and len(pred.top_k) > 1 else 0.0
+        if (
+            cfg.split_requests
+            and pred is not None
+            and reading.verdict != "out_of_scope"
+            and (not sure or second >= cfg.second_request)
+        ):
             parts = split_requests(text)
             if len(parts) > 1:
                 reading = await self._several(reading, parts, found)

@@ -378,6 +378,8 @@ class DialogueSettings(Section):
     follow_up_drop: float = Field(0.12, ge=0, le=1)
     # Look for a second request in one message ("cancel my order and send the invoice").
     split_requests: bool = True
+    # ...when the model is unsure, or gives a second intent at least this probability.
+    second_request: float = Field(0.05, ge=0, le=1)
     # Intent labels that mean "let me talk to a person".
     human_labels: list[str] = Field(default_factory=lambda: ["human_agent", "contact_human_agent"])
     # What the bot says it can help with; empty: the titles of the intents it knows.

@@ -297,3 +297,10 @@ def test_clarify_options_skip_unlikely_and_excluded() -> None:
 )
 def test_looks_elliptical(text: str, elliptical: bool) -> None:
     assert looks_elliptical(text) == elliptical
+
+
+def test_several_requests_are_answered_together() -> None:
+    reading = replace(CONFIDENT_CANCEL, also=(("get_invoice", "send me the invoice"),))
+    plan = plan_turn(FRESH, "cancel my order and send me the invoice", reading, exclude=EXCLUDE)
+    assert plan.act == Act.ANSWER and plan.intent == "cancel_order"
+    assert plan.also == (("get_invoice", "send me the invoice"),)
