@@ -31,7 +31,11 @@ UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"the shared data sets are missing: expected them at {SHARED_DATA}")
+        # CI lays the data sets beside the clone; a clone on its own skips what needs them.
+        message = f"the shared data sets are missing: expected them at {SHARED_DATA}"
+        if UNDER_CI:
+            pytest.fail(message)
+        pytest.skip(message)
     return SHARED_DATA
 
 

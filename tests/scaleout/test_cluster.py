@@ -383,7 +383,9 @@ async def _run_row(cluster: Cluster, run_id: int) -> TrainingRun:
     return run
 
 
-async def test_a_killed_workers_job_is_claimed_again_and_finished(cluster: Cluster) -> None:
+async def test_a_killed_workers_job_is_claimed_again_and_finished(
+    shared_data: Path, cluster: Cluster
+) -> None:
     db = await cluster.db()
     try:
         run_id = (await enqueue(db, "import", {"path": str(BITEXT)})).id
