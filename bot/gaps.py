@@ -37,7 +37,7 @@ import numpy as np
 from sqlmodel import col, delete, select
 
 from bot.errors import ConflictError, InputError, NotFoundError
-from bot.importer import IMPORT_CHANNEL, pair_hash
+from bot.importer import IMPORT_CHANNEL, add_pair
 from bot.jobs import job_command
 from bot.scrub import Scrubber
 from bot.settings import Settings
@@ -626,26 +626,9 @@ async def accept_topic(
             )
         messages = await _label(s, topic.message_ids, intent)
         pairs = []
-        seen = set()
         for m in messages:
-            question = scrubber(m.text)
-            digest = pair_hash(question, answer)
-            if digest in seen:
-                continue
-            seen.add(digest)
-            exists = (
-                await s.exec(select(KnowledgePair.id).where(KnowledgePair.content_hash == digest))
-            ).first()
-            if exists is None:
-                pair = KnowledgePair(
-                    question=question,
-                    answer=answer,
-                    intent=intent,
-                    source="admin",
-                    source_ref=f"gap:{topic.id}",
-                    content_hash=digest,
-                )
-                s.add(pair)
+            pair = await add_pair(s, scrubber(m.text), answer, intent, "admin", f"gap:{topic.id}")
+            if pair is not None:
                 pairs.append(pair)
         run = _retrain_run({"intent": True, "index": True})
         s.add(run)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import insert, select
 from tqdm import tqdm
@@ -105,6 +105,29 @@ def _digest(*parts: str | None) -> str:
 def pair_hash(question: str, answer: str) -> str:
     """The dedup key of a knowledge pair (whitespace-normalised question and answer)."""
     return _digest(" ".join(question.split()), " ".join(answer.split()))
+
+
+async def add_pair(
+    session: Any, question: str, answer: str, intent: str | None, source: str, source_ref: str
+) -> KnowledgePair | None:
+    """Store one knowledge pair in ``session`` unless the same pair exists (None then)."""
+    digest = pair_hash(question, answer)
+    exists = (
+        await session.exec(select(KnowledgePair.id).where(KnowledgePair.content_hash == digest))
+    ).first()
+    if exists is not None:
+        return None
+    pair = KnowledgePair(
+        question=question,
+        answer=answer,
+        intent=intent,
+        source=source,
+        source_ref=source_ref,
+        content_hash=digest,
+    )
+    session.add(pair)
+    await session.flush()
+    return pair
 
 
 # The most a compressed import may expand to: a small .gz can hold gigabytes (a zip bomb).

@@ -18,14 +18,13 @@ from sqlmodel import select
 
 from bot.errors import ConflictError, InputError, NotFoundError
 from bot.events import AGENTS, Event, conversation_topic
-from bot.importer import pair_hash
+from bot.importer import add_pair
 from bot.scrub import Scrubber
 from bot.serialize import conversation_json, message_json
 from bot.services import Services
 from bot.storage.models import (
     Conversation,
     ConversationStatus,
-    KnowledgePair,
     Message,
     Role,
     Suggestion,
@@ -126,7 +125,9 @@ async def review_suggestion(
             question, answer = await asyncio.to_thread(
                 lambda: (scrubber(customer.text), scrubber(final))
             )
-            pair = await _learn_pair(s, question, answer, intent or sug.intent, reply.id)
+            pair = await add_pair(
+                s, question, answer, intent or sug.intent, "agent", f"message:{reply.id}"
+            )
             queued = await _queue(svc, s, conv, reply)
         s.add(sug)
         conv.updated_at = utcnow()
@@ -139,28 +140,6 @@ async def review_suggestion(
         AGENTS, Event("queue", {"reason": f"suggestion_{action}", "conversation_id": conv.id})
     )
     return Reviewed(sug, reply)
-
-
-async def _learn_pair(
-    s: Any, question: str, answer: str, intent: str | None, message_id: int | None
-) -> KnowledgePair | None:
-    digest = pair_hash(question, answer)
-    exists = (
-        await s.exec(select(KnowledgePair).where(KnowledgePair.content_hash == digest))
-    ).first()
-    if exists is not None:
-        return None
-    pair = KnowledgePair(
-        question=question,
-        answer=answer,
-        intent=intent,
-        source="agent",
-        source_ref=f"message:{message_id}",
-        content_hash=digest,
-    )
-    s.add(pair)
-    await s.flush()
-    return pair
 
 
 async def _open_conversation(s: Any, conversation_id: int) -> Conversation:
