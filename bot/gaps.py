@@ -674,18 +674,23 @@ async def dismiss_topic(db: Database, topic_id: int, *, by: str) -> GapTopic:
 # -- on a schedule -----------------------------------------------------------------------------
 
 
+async def last_mining_run(s: Any) -> TrainingRun | None:
+    """The newest knowledge-gaps mining job, whatever its state."""
+    return (  # type: ignore[no-any-return]
+        await s.exec(
+            select(TrainingRun)
+            .where(TrainingRun.kind == "gaps")
+            .order_by(col(TrainingRun.id).desc())
+            .limit(1)
+        )
+    ).first()
+
+
 async def due_for_mining(db: Database, every: timedelta, now: datetime | None = None) -> bool:
     """True when no mining job is queued or running and the last one is older than ``every``."""
     now = _aware(now or utcnow())
     async with db.session() as s:
-        last = (
-            await s.exec(
-                select(TrainingRun)
-                .where(TrainingRun.kind == "gaps")
-                .order_by(col(TrainingRun.id).desc())
-                .limit(1)
-            )
-        ).first()
+        last = await last_mining_run(s)
     if last is None:
         return True
     if last.status in ("queued", "running"):

@@ -8,11 +8,18 @@ from sqlmodel import col, select
 
 from bot.api.common import field, json_body, path_int, principal, services
 from bot.errors import InputError, NotFoundError
-from bot.gaps import accept_topic, dismiss_topic, known_intents, merge_topic, topic_json
+from bot.gaps import (
+    accept_topic,
+    dismiss_topic,
+    known_intents,
+    last_mining_run,
+    merge_topic,
+    topic_json,
+)
 from bot.jobs import enqueue
 from bot.scrub import Scrubber
 from bot.serialize import run_json
-from bot.storage.models import GapStatus, GapTopic, TrainingRun
+from bot.storage.models import GapStatus, GapTopic
 
 routes = web.RouteTableDef()
 STATUSES = tuple(s.value for s in GapStatus)
@@ -43,14 +50,7 @@ async def list_topics(request: web.Request) -> web.Response:
                 .limit(500)
             )
         ).all()
-        last = (
-            await s.exec(
-                select(TrainingRun)
-                .where(TrainingRun.kind == "gaps")
-                .order_by(col(TrainingRun.id).desc())
-                .limit(1)
-            )
-        ).first()
+        last = await last_mining_run(s)
     return web.json_response(
         {
             "topics": [topic_json(t, minimum) for t in rows],
