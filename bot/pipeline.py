@@ -308,14 +308,20 @@ class ReplyPipeline:
         guess = understood.smalltalk
         human = self._asks_for_human(understood, sure)
         smalltalk = None
+        closed = guess is not None and guess.closed
         if (
             not human
-            and not sure
             and guess is not None
             and guess.label != smalltalk_labels.HUMAN
-            and guess.score >= cfg.smalltalk_threshold
-            # A question that merely opens with "hi" is closer to a known question.
-            and guess.score >= understood.domain_score + cfg.smalltalk_margin
+            and (
+                closed
+                or (
+                    not sure
+                    and guess.score >= cfg.smalltalk_threshold
+                    # A question that merely opens with "hi" is closer to a known question.
+                    and guess.score >= understood.domain_score + cfg.smalltalk_margin
+                )
+            )
         ):
             smalltalk = guess.label
         # Chat about anything but the business is out of domain, however close the words.
@@ -327,7 +333,7 @@ class ReplyPipeline:
             smalltalk=None if elsewhere else smalltalk,
             human=human,
             in_domain=not elsewhere and understood.domain_score >= cfg.in_domain_score,
-            elliptical=not elsewhere and looks_elliptical(text),
+            elliptical=not elsewhere and not closed and looks_elliptical(text),
         )
         if elsewhere:
             return reading, {}

@@ -351,7 +351,7 @@ class ModelRuntime:
             return [None] * len(texts)
         if plain is None:
             plain = embedder.encode(texts)
-        return list(self.smalltalk.classify(plain, embedder))
+        return list(self.smalltalk.classify(plain, embedder, texts))
 
     async def understand(self, query: Query) -> Understanding:
         return await self.batcher.submit(query)

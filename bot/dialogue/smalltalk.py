@@ -71,6 +71,7 @@ EXAMPLES: Mapping[str, tuple[str, ...]] = {
         "hola",
         "hallo",
         "hey, how are things?",
+        "hello again",
     ),
     THANKS: (
         "thanks",
@@ -99,6 +100,14 @@ EXAMPLES: Mapping[str, tuple[str, ...]] = {
         "got it, thanks",
         "ok great thank you",
         "thanks, that's all I needed",
+        "thanks again for your help",
+        "thanx",
+        "ta",
+        "thank you kindly",
+        "cool, thanks",
+        "fine, thanks",
+        "ok, thx",
+        "thanks so much for the help",
     ),
     BYE: (
         "bye",
@@ -126,6 +135,10 @@ EXAMPLES: Mapping[str, tuple[str, ...]] = {
         "nah, I'm good",
         "that's it, thank you",
         "no thanks, that's all I needed",
+        "I think that's it",
+        "that's it for today",
+        "all good now",
+        "no more questions",
     ),
     AFFIRM: (
         "yes",
@@ -318,19 +331,68 @@ REPLIES: Mapping[str, str] = {
 @dataclass(frozen=True, slots=True)
 class SmallTalkGuess:
     label: str
-    score: float  # cosine similarity to the nearest example of that label
+    score: float  # similarity to the nearest example of that label
+    # Every word of the message is a social word (greeting, thanks, yes/no, goodbye, filler),
+    # allowing one typo, so it is small talk whatever the deployment's knowledge says.
+    closed: bool = False
+
+
+# Labels whose examples hold only social words; their words make up the closed vocabulary.
+SOCIAL = (GREET, THANKS, BYE, AFFIRM, DENY)
+# Spellings customers use that no example could list one by one.
+_EXTRA_WORDS = "thanx thnx thnks thks tnx tks tysm tyvm thankyou thanku thank u ur ya yeah again " \
+    "alot lot lots so very much ok okay okey okie k kk cool fine great good nice perfect " \
+    "awesome super brilliant lovely hmm um uh oh ah well just really all"
+_MAX_CLOSED_WORDS = 12
+
+
+def _social_vocabulary(examples: Mapping[str, tuple[str, ...]]) -> frozenset[str]:
+    words = set(_EXTRA_WORDS.split())
+    for label in SOCIAL:
+        for text in examples.get(label, ()):
+            words.update(_tokens(text))
+    return frozenset(words)
+
+
+def _tokens(text: str) -> list[str]:
+    """Lower-cased words with apostrophes dropped ("that's" -> "thats"); linear in the text."""
+    out: list[str] = []
+    word: list[str] = []
+    for ch in text[:500].lower():
+        if ch.isalnum():
+            word.append(ch)
+        elif ch in "'’":
+            continue
+        elif word:
+            out.append("".join(word))
+            word = []
+    if word:
+        out.append("".join(word))
+    return out
 
 
 class SmallTalkModel:
-    """Nearest-example small-talk recogniser over an encoder's unit vectors.
+    """Nearest-example small-talk recogniser.
 
-    The examples are encoded once, on first use, with the encoder the caller's vectors come
-    from; :meth:`classify` is then a matrix product, safe from executor threads.
+    Two views of each message are compared with the examples: the encoder's unit vectors
+    (meaning) and character n-grams within words (spelling: "thnx", "hullo", "tanks"), as
+    Rasa's char_wb count featuriser does for typos; the better similarity counts. The examples
+    are encoded once, on first use, with the encoder the caller's vectors come from;
+    :meth:`classify` is then two small matrix products, safe from executor threads.
     """
 
     def __init__(self, examples: Mapping[str, tuple[str, ...]] = EXAMPLES) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         self._texts = [t for texts in examples.values() for t in texts]
         self._labels = [label for label, texts in examples.items() for _ in texts]
+        self._social = np.array([label in SOCIAL for label in self._labels])
+        self._vocabulary = _social_vocabulary(examples)
+        self._long_words = sorted(w for w in self._vocabulary if len(w) >= 4)
+        self._chars = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, lowercase=True
+        )
+        self._char_matrix = self._chars.fit_transform(self._texts)
         self._matrix: np.ndarray | None = None
         self._encoder: Any = None
         self._lock = threading.Lock()
@@ -342,13 +404,42 @@ class SmallTalkModel:
                 self._encoder = encoder
             return self._matrix
 
-    def classify(self, vectors: np.ndarray, encoder: Any) -> list[SmallTalkGuess]:
-        """The nearest example's label and similarity for each of ``vectors`` (unit length)."""
+    def closed(self, text: str) -> bool:
+        """Whether every word of ``text`` is a social word, one typo allowed in longer ones."""
+        from rapidfuzz import process
+        from rapidfuzz.distance import Levenshtein
+
+        words = _tokens(text)
+        if not words or len(words) > _MAX_CLOSED_WORDS:
+            return False
+        for word in words:
+            if word in self._vocabulary:
+                continue
+            if len(word) < 4 or len(word) > 12:
+                return False
+            near = process.extractOne(
+                word, self._long_words, scorer=Levenshtein.distance, score_cutoff=1
+            )
+            if near is None:
+                return False
+        return True
+
+    def classify(
+        self, vectors: np.ndarray, encoder: Any, texts: list[str] | None = None
+    ) -> list[SmallTalkGuess]:
+        """The nearest example's label and similarity for each of ``vectors`` (unit length),
+        with ``texts`` (the same messages) also compared by spelling."""
         if len(vectors) == 0:
             return []
         sims = np.asarray(vectors, dtype=np.float32) @ self._examples_for(encoder).T
-        best = sims.argmax(axis=1)
-        return [
-            SmallTalkGuess(self._labels[int(i)], float(sims[row, int(i)]))
-            for row, i in enumerate(best)
-        ]
+        if texts is not None:
+            chars = (self._chars.transform([t[:500] for t in texts]) @ self._char_matrix.T)
+            sims = np.maximum(sims, chars.toarray().astype(np.float32))
+        out = []
+        for row in range(len(sims)):
+            closed = texts is not None and self.closed(texts[row])
+            # A message of social words only is one of the social labels, whatever is near.
+            scores = np.where(self._social, sims[row], -1.0) if closed else sims[row]
+            best = int(scores.argmax())
+            out.append(SmallTalkGuess(self._labels[best], float(sims[row, best]), closed))
+        return out

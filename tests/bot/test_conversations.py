@@ -66,6 +66,22 @@ async def test_greet_ask_give_the_order_number_and_get_the_filled_answer(
     assert thanks["status"] == "sent" and thanks["action"] == "smalltalk"
 
 
+async def test_misspelt_greetings_and_closers_are_small_talk_not_follow_ups(
+    make_client: Any,
+) -> None:
+    client = await make_client()
+    conv, auth = await start(client)
+    hello = (await say(client, conv, auth, "hullo"))["reply"]
+    assert hello["status"] == "sent" and hello["action"] == "smalltalk"
+    asked = (await say(client, conv, auth, ASK_CANCEL))["reply"]
+    assert asked["intent"] == "cancel_order"
+    await say(client, conv, auth, "ORD-5521")
+    # "it" makes this look like a follow-up on the topic; every word is a social word.
+    for text in ("nope thats it. thanks again.", "ok great. thnx."):
+        reply = (await say(client, conv, auth, text))["reply"]
+        assert reply["status"] == "sent" and reply["action"] == "smalltalk", text
+
+
 async def test_value_in_a_sentence_and_a_greeting_mixed_with_a_question(make_client: Any) -> None:
     client = await make_client()
     conv, auth = await start(client)
