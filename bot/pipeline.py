@@ -343,8 +343,12 @@ class ReplyPipeline:
                 reading, slot=read_slot(text, state.pending.slot, self.dialogue.slots)
             )
         elif state.topic_answer and state.active_intent:
-            # A bare value after an answer that used it: a correction for the same topic.
-            for slot in _customer_slots(state.topic_answer, self.dialogue.slots):
+            # A bare value after the topic's answer: a correction for the slot that answer
+            # used, or a detail for the same topic ("uh 954487" after a delivery question).
+            slots = _customer_slots(state.topic_answer, self.dialogue.slots) or [
+                name for name, spec in self.dialogue.slots.items() if spec.kind != "text"
+            ]
+            for slot in slots:
                 got = read_slot(text, slot, self.dialogue.slots)
                 if got.value and got.mostly_value:
                     reading = replace(reading, slot=got, slot_name=slot)
@@ -486,10 +490,18 @@ class ReplyPipeline:
         if plan.act == Act.FILL:
             history = (*turns, (Role.CUSTOMER.value, msg.text))
             facts = {**self.settings.generation.facts, **plan.state.slots}
+            template = plan.answer or ""
+            if plan.value is not None and plan.slot is not None:
+                template = await self._template_with(plan, template)
             # Filling reads the customer's text with patterns: off the event loop.
-            text, _ = await asyncio.to_thread(
-                fill, plan.answer or "", history, facts=facts, ask=False
-            )
+            text, _ = await asyncio.to_thread(fill, template, history, facts=facts, ask=False)
+            if plan.value is not None and plan.value not in text:
+                # No answer of the topic uses the value: say it was taken, then answer.
+                spec = self.dialogue.slots.get(norm_slot(plan.slot or ""))
+                phrase = spec.phrase if spec else (plan.slot or "").lower()
+                noted = self.dialogue.say("slot_noted", slot=phrase, value=plan.value)
+                text = f"{noted}\n\n{text}" if text else noted
+            plan = replace(plan, answer=template)
             decision = decide(
                 policy,
                 intent=plan.intent,
@@ -502,6 +514,19 @@ class ReplyPipeline:
                 plan, decision, text, plan.state.evolve(topic_answer=plan.answer), answered=True
             )
         return await self._answer(conv, msg, turns, understood, found, plan)
+
+    async def _template_with(self, plan: Plan, template: str) -> str:
+        """``template``, or where it lacks the slot just given, the topic's nearest answer
+        that uses it."""
+        slot = norm_slot(plan.slot or "")
+        if any(norm_slot(n) == slot for n in _customer_slots(template, self.dialogue.slots)):
+            return template
+        u = await self.runtime.understand(Query(plan.question or "", intent=plan.intent))
+        for hit in u.hits:
+            names = _customer_slots(hit.answer, self.dialogue.slots)
+            if hit.intent == plan.intent and any(norm_slot(n) == slot for n in names):
+                return hit.answer
+        return template
 
     async def _answer(
         self,

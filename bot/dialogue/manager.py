@@ -59,6 +59,7 @@ class Plan:
     smalltalk: str | None = None
     options: tuple[str, ...] = ()  # intents offered (CLARIFY)
     value: str | None = None  # the slot value given (FILL); None: go on without it
+    slot: str | None = None  # the slot ``value`` is for (FILL)
     answer: str | None = None  # the answer template to complete (FILL)
     also: tuple[tuple[str, str], ...] = ()  # further requests answered with this one
 
@@ -218,6 +219,7 @@ def _fill(s: DialogueState, pending: PendingSlot, value: str | None, reason: str
         intent=pending.intent,
         question=pending.question,
         value=value,
+        slot=pending.slot,
         answer=pending.answer,
     )
 

@@ -305,6 +305,7 @@ REPLIES: Mapping[str, str] = {
         "talk to a person?"
     ),
     "ask_slot": "Sure, I can help with that. Could you please share {slot}?",
+    "slot_noted": "Thanks, I have {slot}: {value}.",
     "ask_slot_again": (
         "That doesn't look like {slot}. Could you check it and send it again? "
         "It looks like {example}."

@@ -82,6 +82,24 @@ async def test_misspelt_greetings_and_closers_are_small_talk_not_follow_ups(
         assert reply["status"] == "sent" and reply["action"] == "smalltalk", text
 
 
+async def test_a_bare_value_after_an_answer_without_its_slot_stays_on_the_topic(
+    make_client: Any,
+) -> None:
+    client = await make_client()
+    conv, auth = await start(client)
+    answered = (await say(client, conv, auth, "what is your refund policy?"))["reply"]
+    assert answered["status"] == "sent" and answered["action"] == "answer"
+    topic = answered["intent"]
+    # Not re-classified on its own: the number is a detail of the same topic.
+    body = await say(client, conv, auth, "uh 954487")
+    reply = body["reply"]
+    assert reply["status"] == "sent" and reply["action"] == "fill", reply
+    assert reply["intent"] == topic and "954487" in reply["text"]
+    state = (await stored(client, Conversation, conv)).state
+    assert state["active_intent"] == topic
+    assert "954487" in state["slots"].values()
+
+
 async def test_value_in_a_sentence_and_a_greeting_mixed_with_a_question(make_client: Any) -> None:
     client = await make_client()
     conv, auth = await start(client)
