@@ -37,6 +37,7 @@ from bot.dialogue.slots import SlotSpec, norm_slot, read_slot
 from bot.dialogue.state import DialogueState, PendingSlot
 from bot.events import AGENTS, Event, EventBus, conversation_topic
 from bot.generation.placeholders import SLOT, fill
+from bot.intent import IntentPrediction
 from bot.metrics import DECISIONS, REPLY_FAILURES, REPLY_LATENCY
 from bot.policy import Action, Decision, decide
 from bot.runtime import ModelRuntime, Query, Understanding
@@ -115,6 +116,16 @@ class _Turn:
     draft: _Draft | None = None
     understood: Understanding | None = None  # what the answer was retrieved from
     answered: bool = False  # an answer from the knowledge (not small talk or a question)
+
+
+def _verdict(pred: IntentPrediction | None, sure: bool) -> str | None:
+    """The verdict the dialogue acts on: a model confident about a message unlike any known
+    question is out of scope."""
+    if pred is None:
+        return None
+    if sure:
+        return "confident"
+    return "out_of_scope" if pred.verdict == "confident" else pred.verdict
 
 
 def _customer_slots(
@@ -274,7 +285,7 @@ class ReplyPipeline:
         if p is None or p.intent in self.dialogue.exclude:
             return False
         if p.verdict == "confident":
-            return True
+            return u.domain_score >= self.settings.dialogue.sure_domain_score or not u.hits
         return (
             bool(u.hits)
             and u.hits[0].intent == p.intent
@@ -286,8 +297,23 @@ class ReplyPipeline:
         does and something agrees (its confidence, the small-talk model, the nearest question)."""
         cfg, p, guess = self.settings.dialogue, u.prediction, u.smalltalk
         said = guess is not None and guess.label == smalltalk_labels.HUMAN
+        if (
+            said
+            and guess is not None
+            and guess.score >= cfg.human_threshold
+            and guess.score + cfg.smalltalk_margin >= u.domain_score
+        ):
+            # "Customer service representative please" is a request, however sure the intent
+            # model is of "contact customer service"; "how do I reach customer service?" is
+            # closer to a known question and stays one.
+            return True
         if p is not None and p.intent not in self.dialogue.exclude and sure:
             return False  # a confident question of the deployment's own
+        if guess is not None and guess.label in smalltalk_labels.CHAT and (
+            guess.closed or guess.score >= guess.human_score + cfg.smalltalk_margin
+        ):
+            # "hi, is anyone there?" is a greeting, whatever the intent model makes of it.
+            return False
         if said and guess is not None and guess.score >= cfg.human_threshold:
             return True
         if p is None or p.intent not in self.dialogue.human_labels:
@@ -328,7 +354,7 @@ class ReplyPipeline:
         elsewhere = smalltalk == smalltalk_labels.ELSEWHERE
         reading = Reading(
             intent=pred.intent if pred else None,
-            verdict="confident" if sure else (pred.verdict if pred else None),
+            verdict=_verdict(pred, sure),
             top_k=pred.top_k if pred else (),
             smalltalk=None if elsewhere else smalltalk,
             human=human,

@@ -365,9 +365,13 @@ class DialogueSettings(Section):
     # An unsure intent is answered when the nearest known question (at least this similar)
     # has the same intent: the model and retrieval agree.
     agree_score: float = Field(0.75, ge=0, le=1)
+    # A confident intent is answered only when some known question is at least this similar:
+    # an intent model is confidently wrong on what it never saw ("will it rain tomorrow?").
+    sure_domain_score: float = Field(0.6, ge=0, le=1)
+
     # An unsure message at least this similar to a known question is in domain (offer the
     # likely intents); below it the bot says what it can help with and offers a person.
-    in_domain_score: float = Field(0.55, ge=0, le=1)
+    in_domain_score: float = Field(0.65, ge=0, le=1)
     clarify_options: int = Field(3, ge=2, le=4)
     # Clarifications for one message before a person takes over.
     max_clarifications: int = Field(2, ge=1, le=5)
@@ -375,7 +379,7 @@ class DialogueSettings(Section):
     # that reading when it stays on the topic and is at most this much further from the known
     # questions than the topic question alone.
     follow_ups: bool = True
-    follow_up_drop: float = Field(0.12, ge=0, le=1)
+    follow_up_drop: float = Field(0.18, ge=0, le=1)
     # Look for a second request in one message ("cancel my order and send the invoice").
     split_requests: bool = True
     # ...when the model is unsure, or gives a second intent at least this probability.

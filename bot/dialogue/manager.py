@@ -152,6 +152,7 @@ def plan_turn(
         # still come next.
 
     # A new value for the slot the current topic's answer used ("ORD-5521" after the answer).
+    other_topic = r.verdict == "confident" and r.intent is not None and r.intent != s.active_intent
     if (
         pending is None
         and r.slot is not None
@@ -160,6 +161,7 @@ def plan_turn(
         and r.slot_name
         and s.active_intent
         and s.topic_answer
+        and not other_topic  # "help me download my invoice #12588" is a new question
     ):
         redo = PendingSlot(r.slot_name, s.active_intent, s.topic_answer, s.topic_question or "")
         return _fill(s, redo, r.slot.value, "new value for the current topic")
@@ -175,8 +177,12 @@ def plan_turn(
         # The topic stays the question that set it, so later follow-ups join to it too.
         return replace(plan, state=replace(plan.state, topic_question=state.topic_question))
 
-    # Unsure: offer the likely intents, once more after a miss, then a person.
-    if state.clarify is not None or r.verdict == "ambiguous" or (r.in_domain and r.verdict):
+    # Unsure: offer the likely intents, once more after a miss, then a person. A message far
+    # from anything the bot knows is no reply to the options: it is told what the bot can do.
+    attempt = r.in_domain or r.elliptical or len(text.split()) <= 3  # "hmm", "the other"
+    if (state.clarify is not None and attempt) or (
+        r.verdict is not None and (r.verdict == "ambiguous" or r.in_domain)
+    ):
         attempts = state.clarify.attempts + 1 if state.clarify is not None else 1
         if attempts > max_clarifications:
             return handoff("clarification failed twice")
@@ -327,7 +333,7 @@ _ANAPHORA = frozenset(
 )
 
 
-def looks_elliptical(text: str, most_words: int = 12) -> bool:
+def looks_elliptical(text: str, most_words: int = 8) -> bool:
     """Whether a message reads as a follow-up to the previous turn rather than on its own."""
     words = _words(text)
     return 0 < len(words) <= most_words and any(w in _ANAPHORA for w in words)

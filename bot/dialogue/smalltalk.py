@@ -336,10 +336,20 @@ class SmallTalkGuess:
     # Every word of the message is a social word (greeting, thanks, yes/no, goodbye, filler),
     # allowing one typo, so it is small talk whatever the deployment's knowledge says.
     closed: bool = False
+    human_score: float = 0.0  # similarity to the nearest request for a person
 
 
 # Labels whose examples hold only social words; their words make up the closed vocabulary.
 SOCIAL = (GREET, THANKS, BYE, AFFIRM, DENY)
+# Chat the bot answers itself, never a request for a person.
+CHAT = (*SOCIAL, BOT, CAPABILITIES, ABUSE)
+# A closed message with one of these is thanks, not a yes ("okay..thanks alot!" is no yes to
+# "would you like to talk to a person?").
+_THANKS_WORDS = frozenset(
+    "thanks thank thx thnx thanx thnks thks tnx tks ty tysm tyvm thankyou thanku cheers ta "
+    "appreciate appreciated".split()
+)
+_YES_WORDS = frozenset("yes yeah yep yup sure please pls y absolutely definitely".split())
 # Spellings customers use that no example could list one by one.
 _EXTRA_WORDS = "thanx thnx thnks thks tnx tks tysm tyvm thankyou thanku thank u ur ya yeah again " \
     "alot lot lots so very much ok okay okey okie k kk cool fine great good nice perfect " \
@@ -433,14 +443,24 @@ class SmallTalkModel:
         if len(vectors) == 0:
             return []
         sims = np.asarray(vectors, dtype=np.float32) @ self._examples_for(encoder).T
-        if texts is not None:
-            chars = (self._chars.transform([t[:500] for t in texts]) @ self._char_matrix.T)
-            sims = np.maximum(sims, chars.toarray().astype(np.float32))
+        closed = [texts is not None and self.closed(t) for t in texts or [""] * len(sims)]
+        if texts is not None and any(closed):
+            # Spelling only decides among social words: "solve x + 5 = 12" shares n-grams
+            # with "ty" but is no thanks.
+            rows = [i for i, c in enumerate(closed) if c]
+            chars = self._chars.transform([texts[i][:500] for i in rows]) @ self._char_matrix.T
+            sims[rows] = np.maximum(sims[rows], chars.toarray().astype(np.float32))
+        human = np.array([label == HUMAN for label in self._labels])
         out = []
         for row in range(len(sims)):
-            closed = texts is not None and self.closed(texts[row])
             # A message of social words only is one of the social labels, whatever is near.
-            scores = np.where(self._social, sims[row], -1.0) if closed else sims[row]
+            scores = np.where(self._social, sims[row], -1.0) if closed[row] else sims[row]
             best = int(scores.argmax())
-            out.append(SmallTalkGuess(self._labels[best], float(sims[row, best]), closed))
+            label = self._labels[best]
+            if texts is not None and label == AFFIRM:
+                words = set(_tokens(texts[row]))
+                if words & _THANKS_WORDS and not words & _YES_WORDS:
+                    label = THANKS
+            near_human = float(sims[row][human].max()) if human.any() else 0.0
+            out.append(SmallTalkGuess(label, float(sims[row, best]), closed[row], near_human))
         return out

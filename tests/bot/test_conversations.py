@@ -130,9 +130,9 @@ async def test_clarification_that_fails_twice_hands_off(make_client: Any) -> Non
     client = await make_client()
     conv, auth = await start(client)
     assert (await say(client, conv, auth, UNSURE))["reply"]["action"] == "clarify"
-    again = (await say(client, conv, auth, "hmm, the thing with the stuff"))["reply"]
+    again = (await say(client, conv, auth, "5"))["reply"]
     assert again["action"] == "clarify" and again["quick_replies"]
-    last = (await say(client, conv, auth, "blah blah whatever"))["reply"]
+    last = (await say(client, conv, auth, "9"))["reply"]
     assert last["status"] == "handoff"
     assert (await stored(client, Conversation, conv)).status == "handoff"
 

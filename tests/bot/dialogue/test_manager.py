@@ -118,7 +118,20 @@ TABLE = [
     ("no model, nothing known: capabilities", FRESH, Reading(), Act.CAPABILITIES, None),
     ("option picked", CLARIFYING, Reading(choice="change_order"), Act.ANSWER, "change_order"),
     ("something else hands off", CLARIFYING, Reading(choice=OTHER), Act.HANDOFF, None),
-    ("a miss clarifies again", CLARIFYING, Reading("oos", "out_of_scope"), Act.CLARIFY, None),
+    (
+        "a miss clarifies again",
+        CLARIFYING,
+        Reading("oos", "out_of_scope", in_domain=True),
+        Act.CLARIFY,
+        None,
+    ),
+    (
+        "a line far from the domain leaves the clarification",
+        CLARIFYING,
+        Reading("oos", "out_of_scope", in_domain=False),
+        Act.CAPABILITIES,
+        None,
+    ),
     (
         "a confident new question leaves the clarification",
         CLARIFYING,
@@ -161,7 +174,7 @@ TABLE = [
     ("state", "reading", "act", "intent"), [t[1:] for t in TABLE], ids=[t[0] for t in TABLE]
 )
 def test_table(state: DialogueState, reading: Reading, act: Act, intent: str | None) -> None:
-    plan = plan_turn(state, "text", reading, exclude=EXCLUDE)
+    plan = plan_turn(state, "what is this message about then", reading, exclude=EXCLUDE)
     assert plan.act == act, plan.reason
     assert plan.intent == intent
     assert plan.state.turns == state.turns + 1
