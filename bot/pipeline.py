@@ -118,6 +118,9 @@ class _Turn:
     answered: bool = False  # an answer from the knowledge (not small talk or a question)
 
 
+_FOLLOW_UP_WORDS = 8  # a follow-up question is short; a longer one stands on its own
+
+
 def _verdict(pred: IntentPrediction | None, sure: bool) -> str | None:
     """The verdict the dialogue acts on: a model confident about a message unlike any known
     question is out of scope."""
@@ -292,7 +295,7 @@ class ReplyPipeline:
             and u.domain_score >= self.settings.dialogue.agree_score
         )
 
-    def _asks_for_human(self, u: Understanding, sure: bool) -> bool:
+    def _asks_for_human(self, u: Understanding, sure: bool, pointing_back: bool = False) -> bool:
         """An explicit request for a person: the small-talk model says so, or the intent model
         does and something agrees (its confidence, the small-talk model, the nearest question)."""
         cfg, p, guess = self.settings.dialogue, u.prediction, u.smalltalk
@@ -319,6 +322,9 @@ class ReplyPipeline:
         if p is None or p.intent not in self.dialogue.human_labels:
             return False
         near = bool(u.hits) and u.hits[0].intent in self.dialogue.human_labels
+        if pointing_back:
+            # "what about by phone?" after a question leans on the topic, not on a person.
+            return False
         weak = said and guess is not None and guess.score >= cfg.human_threshold - 0.2
         return p.verdict == "confident" or weak or (near and u.domain_score >= cfg.agree_score)
 
@@ -332,7 +338,8 @@ class ReplyPipeline:
         pred = understood.prediction
         sure = self._sure(understood)
         guess = understood.smalltalk
-        human = self._asks_for_human(understood, sure)
+        pointing_back = bool(state.active_intent) and looks_elliptical(text)
+        human = self._asks_for_human(understood, sure, pointing_back)
         smalltalk = None
         closed = guess is not None and guess.closed
         if (
@@ -403,13 +410,18 @@ class ReplyPipeline:
         )
         if settled:
             return reading, found
+        short_question = (
+            text.rstrip().endswith("?")
+            and len(text.split()) <= _FOLLOW_UP_WORDS
+            and understood.domain_score >= cfg.follow_up_question_score
+        )
         if (
             not sure
             and cfg.follow_ups
             and state.active_intent
             and state.topic_question
             and pred is not None
-            and reading.elliptical
+            and (reading.elliptical or short_question)
         ):
             joined = f"{state.topic_question} {text}"
             again = await self.runtime.understand(Query(joined))
@@ -417,7 +429,8 @@ class ReplyPipeline:
             # Read with the topic, the message stays on it, and adds nothing that takes the
             # topic away from what the bot knows ("and who wrote Pride and Prejudice?").
             drop = (state.topic_score or 0.0) - again.domain_score
-            if p2 is not None and p2.intent == state.active_intent and drop <= cfg.follow_up_drop:
+            most = cfg.follow_up_drop if reading.elliptical else cfg.follow_up_question_drop
+            if p2 is not None and p2.intent == state.active_intent and drop <= most:
                 found[p2.intent] = again
                 reading = replace(reading, context_intent=p2.intent, smalltalk=None)
         # Read the parts of a message on their own only when a second intent shows in the

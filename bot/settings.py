@@ -380,6 +380,11 @@ class DialogueSettings(Section):
     # questions than the topic question alone.
     follow_ups: bool = True
     follow_up_drop: float = Field(0.18, ge=0, le=1)
+    # A short question with no word pointing back ("will I get a confirmation?") is read with
+    # the topic too when it is at least this close to the known questions on its own, and
+    # kept on a tighter drop.
+    follow_up_question_score: float = Field(0.5, ge=0, le=1)
+    follow_up_question_drop: float = Field(0.1, ge=0, le=1)
     # Look for a second request in one message ("cancel my order and send the invoice").
     split_requests: bool = True
     # ...when the model is unsure, or gives a second intent at least this probability.

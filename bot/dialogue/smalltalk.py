@@ -350,6 +350,9 @@ _THANKS_WORDS = frozenset(
     "appreciate appreciated".split()
 )
 _YES_WORDS = frozenset("yes yeah yep yup sure please pls y absolutely definitely".split())
+# A question word makes a message a question ("ok so what now?"), never a closer; listed so
+# that no typo rule turns "what" into "that".
+_QUESTION_WORDS = frozenset("what whats how hows why when where which who whom whose".split())
 # Spellings customers use that no example could list one by one.
 _EXTRA_WORDS = "thanx thnx thnks thks tnx tks tysm tyvm thankyou thanku thank u ur ya yeah again " \
     "alot lot lots so very much ok okay okey okie k kk cool fine great good nice perfect " \
@@ -424,6 +427,8 @@ class SmallTalkModel:
         if not words or len(words) > _MAX_CLOSED_WORDS:
             return False
         for word in words:
+            if word in _QUESTION_WORDS:
+                return False
             if word in self._vocabulary:
                 continue
             if len(word) < 4 or len(word) > 12:

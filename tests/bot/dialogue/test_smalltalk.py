@@ -41,6 +41,7 @@ def test_messages_of_social_words_are_closed(model: st.SmallTalkModel, text: str
         "thanks, where is my refund?",
         "",
         "thanks " * 20,  # too long to be a closer
+        "ok so what now?",  # a question word: "what" is no typo of "that"
     ],
 )
 def test_a_question_or_a_value_is_not_closed(model: st.SmallTalkModel, text: str) -> None:
