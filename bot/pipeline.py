@@ -313,7 +313,11 @@ class ReplyPipeline:
         if p is not None and p.intent not in self.dialogue.exclude and sure:
             return False  # a confident question of the deployment's own
         if guess is not None and guess.label in smalltalk_labels.CHAT and (
-            guess.closed or guess.score >= guess.human_score + cfg.smalltalk_margin
+            guess.closed
+            or (
+                guess.score >= cfg.smalltalk_threshold
+                and guess.score >= guess.human_score + cfg.smalltalk_margin
+            )
         ):
             # "hi, is anyone there?" is a greeting, whatever the intent model makes of it.
             return False
@@ -326,7 +330,12 @@ class ReplyPipeline:
             # "what about by phone?" after a question leans on the topic, not on a person.
             return False
         weak = said and guess is not None and guess.score >= cfg.human_threshold - 0.2
-        return p.verdict == "confident" or weak or (near and u.domain_score >= cfg.agree_score)
+        return (
+            p.verdict == "confident"
+            or p.confidence >= cfg.human_guess
+            or weak
+            or (near and u.domain_score >= cfg.agree_score)
+        )
 
     async def _read(
         self, state: DialogueState, text: str, understood: Understanding

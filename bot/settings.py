@@ -362,6 +362,9 @@ class DialogueSettings(Section):
     smalltalk_sure: float = Field(0.6, ge=0, le=1)
     # "Let me talk to a person" by the small-talk model alone from this similarity on.
     human_threshold: float = Field(0.55, ge=0, le=1)
+    # ...and by the intent model when a person is its best guess at this probability, unless
+    # the message is plain small talk or points back at the topic.
+    human_guess: float = Field(0.5, ge=0, le=1)
     # An unsure intent is answered when the nearest known question (at least this similar)
     # has the same intent: the model and retrieval agree.
     agree_score: float = Field(0.75, ge=0, le=1)
