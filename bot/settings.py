@@ -252,7 +252,7 @@ class ChannelSettings(Section):
     @model_validator(mode="after")
     def _connector_options(self) -> ChannelSettings:
         from bot.errors import DeskbotError
-        from connectors.registry import build_channel_config  # the connectors load late
+        from connectors.registration import build_channel_config  # the connectors load late
 
         extra = self.__pydantic_extra__ or {}
         try:

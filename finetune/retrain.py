@@ -31,12 +31,12 @@ from bot.importer import IMPORT_CHANNEL, pair_hash
 from bot.scrub import Scrubber
 from bot.settings import LearningSettings, Settings
 from bot.storage.db import Database
-from bot.storage.models import KnowledgePair, Message, ModelVersion, Role
-from bot.storage.registry import (
+from bot.storage.model_versions import (
     activate_model_version,
     active_model_version,
     register_model_version,
 )
+from bot.storage.models import KnowledgePair, Message, ModelVersion, Role
 from finetune.intent.data import Examples, read_csv
 from finetune.intent.hparams import IntentHyperParams
 

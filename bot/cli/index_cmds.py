@@ -12,7 +12,7 @@ from bot.cli.app import CliContext, cli, echo_json, eval_group, pass_ctx, run_as
 from bot.errors import InputError, NotFoundError
 from bot.settings import Settings
 from bot.storage.db import Database
-from bot.storage.registry import activate_model_version, register_model_version
+from bot.storage.model_versions import activate_model_version, register_model_version
 from retrieval.build import active_pairs
 from retrieval.embedder import Embedder
 from retrieval.evaluate import evaluate

@@ -221,7 +221,7 @@ def _free_port() -> int:
 async def _scratch_registry(settings: Any, url: str) -> None:
     """A scratch database that serves the deployment's active model versions."""
     from bot.storage.db import Database
-    from bot.storage.registry import (
+    from bot.storage.model_versions import (
         activate_model_version,
         active_model_version,
         register_model_version,

@@ -13,8 +13,8 @@ from bot.cli import cli
 from bot.errors import InputError
 from bot.settings import load_settings
 from bot.storage.db import Database
+from bot.storage.model_versions import list_model_versions
 from bot.storage.models import Conversation, Message, ModelStatus
-from bot.storage.registry import list_model_versions
 from finetune.intent.data import Examples
 from tests.finetune.intent_helpers import write_csv
 

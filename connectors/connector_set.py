@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from bot.errors import NotFoundError, SettingsError
 from connectors.base import Connector
 from connectors.config import ChannelConfig
-from connectors.registry import get_connector_class
+from connectors.registration import get_connector_class
 
 log = logging.getLogger("deskbot.connectors")
 
