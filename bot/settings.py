@@ -276,9 +276,12 @@ class ConnectorsSettings(Section):
     @field_validator("channels")
     @classmethod
     def _channel_names(cls, value: dict[str, ChannelSettings]) -> dict[str, ChannelSettings]:
+        from connectors.config import channel_name_problem  # the connectors load late
+
         for name in value:
-            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
-                raise ValueError(f"channel name {name!r}: use 1-32 of a-z, 0-9, _ and -")
+            problem = channel_name_problem(name)
+            if problem is not None:
+                raise ValueError(problem)
         return value
 
 
