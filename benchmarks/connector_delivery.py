@@ -37,11 +37,11 @@ from bot.storage.db import Database
 from bot.storage.messages import get_or_create_conversation, store_message
 from bot.storage.models import Outbox, OutboxStatus, Role
 from connectors.base import Connector, InboundMessage
-from connectors.channels import ConnectorSet
+from connectors.connector_set import ConnectorSet
 from connectors.http import make_webhook_app
 from connectors.meta.common import meta_signature
 from connectors.outbox import DeliveryWorker, enqueue, outbound_for
-from connectors.registry import build_channel_config
+from connectors.registration import build_channel_config
 from connectors.slack.signature import slack_signature, verify_slack
 from connectors.twilio.signature import twilio_signature, verify_twilio
 from connectors.webhook.signature import sign, verify_signature

@@ -14,7 +14,8 @@ Reads ../shared/data (Bitext, CuCom, Banking77) and writes, all deterministic:
 - with ``--train-per-intent N``, also ``intent_train_N.csv``: N distinct questions per intent from
   ``intent_train.csv`` (for a model that must train in limited CPU time).
 
-Held out: a Bitext question whose ``int(sha1(text.strip().lower()), 16) % 10 == 0``; among those,
+Held out: a Bitext question that ``finetune.held_out.is_held_out`` holds out (a tenth, the
+texts whose ``text_hash`` ends in 0: the split generator fine-tuning uses too); among those,
 ``(hash // 10) % 3 == 0`` goes to the test part, the rest to dev (distinct questions, so the two
 parts share none). Handwritten lines (greetings, follow-ups, requests for a person...) are split
 between dev and test by the same hash, and Banking77 out-of-domain lines come from its train.csv
@@ -35,7 +36,6 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import hashlib
 import io
 import json
 import random
@@ -47,9 +47,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+REPO = Path(__file__).resolve().parent.parent
+# Run as a script, this folder comes first on sys.path and benchmarks/retrieval.py would shadow
+# the retrieval package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(REPO))
+
+from finetune.held_out import is_held_out, text_hash  # noqa: E402
+
 T = TypeVar("T")
 
-REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 
 HUMAN_INTENT = "contact_human_agent"
@@ -225,15 +232,6 @@ SLOT_FORMS_NOISE = (
 
 SENT = {"status": ["sent"]}
 SMALLTALK = {"status": ["sent"], "action": ["smalltalk"]}
-
-
-def text_hash(text: str) -> int:
-    return int(hashlib.sha1(text.strip().lower().encode()).hexdigest(), 16)
-
-
-def is_held_out(text: str) -> bool:
-    """The fixed rule other tools rely on: a tenth of Bitext questions, by distinct text."""
-    return text_hash(text) % 10 == 0
 
 
 def part_of(text: str) -> str:

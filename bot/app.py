@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot.api import admin, agent, gaps, ops, sse, widget
 from bot.api.common import SERVICES, Handler, cors_middleware, error_middleware
-from bot.channels import attach
+from bot.channel_hub import attach
 from bot.dialogue.handoff import watch_handoffs
 from bot.events import MODELS, Event
 from bot.jobs import RELOADS, JobRunner
@@ -23,8 +23,8 @@ from bot.runtime import ModelRuntime
 from bot.services import Services
 from bot.settings import Settings
 from bot.storage.db import Database
+from bot.storage.model_versions import active_model_version
 from bot.storage.models import TrainingRun
-from bot.storage.registry import active_model_version
 
 log = logging.getLogger("deskbot.server")
 

@@ -78,7 +78,7 @@ class MicroBatcher(Generic[In, Out]):
         """Wait for a first item, then up to ``max_wait`` for company.
 
         Only when the last batch had company: a lone customer's messages would wait for
-        nobody (load benchmark, 1 customer: 28-30 msg/s with the wait, 37-56 without).
+        nobody (``benchmarks/load.py`` with one customer shows the cost).
         """
         loop = asyncio.get_running_loop()
         batch = [await queue.get()]

@@ -11,9 +11,8 @@ from pathlib import Path
 def bf16_fast() -> bool:
     """True when the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX).
 
-    Without them torch emulates bf16 and it is much slower than float32 (MiniLM encoding ran
-    at 117 queries/s in bf16 against 409 in float32 on an AVX-512 Xeon without AVX512-BF16),
-    so callers fall back. The CPU's flags decide: torch's own check
+    Without them torch emulates bf16 and it is much slower than float32, so callers fall
+    back. The CPU's flags decide: torch's own check
     (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) says yes on any AVX-512 CPU, because
     oneDNN *can* run bf16 there, not because it is fast; it is used only where the flags
     cannot be read.

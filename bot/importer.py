@@ -7,10 +7,7 @@ content-derived ids, so importing the same file twice adds nothing the second ti
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import json
 import logging
 import time
@@ -32,6 +29,7 @@ from bot.storage.models import (
     Role,
     utcnow,
 )
+from retrieval.data_files import csv_rows, read_text
 
 log = logging.getLogger("deskbot.importer")
 
@@ -130,49 +128,6 @@ async def add_pair(
     return pair
 
 
-# The most a compressed import may expand to: a small .gz can hold gigabytes (a zip bomb).
-MAX_DECOMPRESSED = 1024**3
-
-
-def _gunzip(path: Path, limit: int) -> bytes:
-    """Decompress as a stream, refusing past ``limit`` bytes instead of expanding it all."""
-    out = bytearray()
-    try:
-        with gzip.open(path, "rb") as fh:
-            while chunk := fh.read(1024**2):
-                out += chunk
-                if len(out) > limit:
-                    raise ImportFileError(
-                        str(path),
-                        None,
-                        f"decompresses to more than {limit} bytes; split it or raise the cap",
-                    )
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise ImportFileError(str(path), None, f"corrupt gzip data ({exc})") from None
-    return bytes(out)
-
-
-def read_text(path: Path) -> str:
-    """Read a plain or gzip file as UTF-8; a decoding error names the line."""
-    if not path.is_file():
-        raise ImportFileError(str(path), None, "no such file")
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = _gunzip(path, MAX_DECOMPRESSED)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ImportFileError(
-            str(path),
-            line,
-            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
-        ) from None
-    if not text.strip():
-        raise ImportFileError(str(path), None, "the file is empty")
-    return text
-
-
 def detect_format(path: Path) -> Literal["csv", "jsonl"]:
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".jsonl", ".ndjson", ".json")):
@@ -185,53 +140,21 @@ def detect_format(path: Path) -> Literal["csv", "jsonl"]:
 
 
 def parse_csv(path: Path, text: str, columns: ColumnMap) -> Iterator[Dialogue]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except csv.Error as exc:
-        raise ImportFileError(str(path), 1, f"malformed CSV header ({exc})") from None
-    names = [h.strip() for h in header]
-    wanted = [columns.question, columns.answer] + ([columns.intent] if columns.intent else [])
-    missing = [c for c in wanted if c not in names]
-    if missing:
-        raise ImportFileError(
-            str(path),
-            1,
-            f"missing column {', '.join(repr(m) for m in missing)}; the header has "
-            f"{', '.join(repr(n) for n in names)} (choose columns with --question-col, "
-            "--answer-col, --intent-col)",
-        )
-    qi, ai = names.index(columns.question), names.index(columns.answer)
-    ii = names.index(columns.intent) if columns.intent else None
-    rows = 0
-    while True:
-        line = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise ImportFileError(str(path), line, f"malformed CSV ({exc})") from None
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) != len(names):
-            raise ImportFileError(
-                str(path), line, f"expected {len(names)} fields, found {len(row)}"
-            )
-        question, answer = row[qi].strip(), row[ai].strip()
-        if not question or not answer:
-            empty = columns.question if not question else columns.answer
-            raise ImportFileError(str(path), line, f"empty {empty!r}")
-        intent = row[ii].strip() or None if ii is not None else None
-        rows += 1
+    rows = csv_rows(
+        path,
+        text,
+        {"question": columns.question, "answer": columns.answer, "intent": columns.intent},
+        required=("question", "answer"),
+        hint="choose columns with --question-col, --answer-col, --intent-col",
+    )
+    for row in rows:
+        question, answer, intent = row["question"], row["answer"], row["intent"] or None
         yield Dialogue(
             key="csv:" + _digest(question, answer, intent),
-            line=line,
+            line=row.line,
             turns=(Turn(Role.CUSTOMER, question), Turn(Role.AGENT, answer)),
             intent=intent,
         )
-    if rows == 0:
-        raise ImportFileError(str(path), None, "the file has a header but no rows")
 
 
 def _role(path: Path, line: int, raw: object) -> Role:
@@ -249,7 +172,7 @@ def _role(path: Path, line: int, raw: object) -> Role:
 
 def parse_jsonl(path: Path, text: str) -> Iterator[Dialogue]:
     count = 0
-    for line, raw in enumerate(text.splitlines(), start=1):
+    for line, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:

@@ -61,7 +61,7 @@ HANDOFF_NOTICE = "Thanks, I've passed this to our support team. An agent will re
 
 
 class Outbox(Protocol):
-    """Where replies to chat-platform conversations are queued (``bot.channels.ChannelHub``)."""
+    """Where replies to chat-platform conversations are queued (``bot.channel_hub.ChannelHub``)."""
 
     async def queue(self, session: AsyncSession, conv: Conversation, message: Message) -> bool: ...
 

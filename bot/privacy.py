@@ -435,7 +435,7 @@ async def mask_stored_index(settings: Settings, db: Database, pair_ids: list[int
     announce it on Redis when configured so running servers mask them at once."""
     if not pair_ids:
         return 0
-    from bot.storage.registry import active_model_version
+    from bot.storage.model_versions import active_model_version
     from retrieval.store import IndexStore
 
     store = IndexStore(settings.indexes_dir, settings.retrieval)

@@ -24,7 +24,7 @@ from bot.errors import ModelError
 from bot.intent import IntentClassifier, IntentPrediction
 from bot.settings import Settings
 from bot.storage.db import Database
-from bot.storage.registry import active_model_version
+from bot.storage.model_versions import active_model_version
 from retrieval.consensus import order_answers
 from retrieval.hit import Hit
 

@@ -61,8 +61,7 @@ class ServerSettings(Section):
     batch_max_size: int = Field(32, ge=1)
     batch_max_wait_ms: float = Field(5.0, ge=0)
     # Threads for intent + retrieval encoding; 0 = one less than the cores (at least 1), so
-    # the event loop keeps a core: on 2 cores, 2 model threads fighting the loop for CPU gave
-    # 54 msg/s at 64 customers, 1 thread 80.
+    # the event loop keeps a core instead of fighting the model threads for it.
     model_threads: int = Field(0, ge=0)
     # Run the intent and retrieval encoders of a batch at the same time on two threads.
     parallel_encoders: bool = True
@@ -137,11 +136,11 @@ class RetrievalSettings(Section):
     embedder: str = ""
     top_k: int = Field(5, ge=1, le=100)
     # Up to this many vectors an exact IndexFlatIP is used, an approximate index above.
-    flat_max: int = Field(10_000, ge=1)  # measured: exact search passes 1 ms near 20k vectors
+    flat_max: int = Field(10_000, ge=1)  # exact search stays fast up to about here
     context_turns: int = Field(0, ge=0, le=20)
     batch_size: int = Field(64, ge=1)
-    # Queries of a server batch are encoded in length-sorted groups of this many: padding
-    # a batch of 32 to its longest message wasted ~40% of the work (3.2 vs 4.1 ms per query).
+    # Queries of a server batch are encoded in length-sorted groups of this many, so short
+    # messages are not padded to the longest one of the whole batch.
     query_batch_size: int = Field(16, ge=1)
     # Weight of the mean context vector added to the query vector before normalising.
     context_weight: float = Field(0.5, ge=0)
@@ -153,13 +152,13 @@ class RetrievalSettings(Section):
     intent_mode: Literal["boost", "filter", "off"] = "boost"
     intent_boost: float = Field(0.2, ge=0)
     # Which retrieved answer leads (the fallback reply, the first source of a draft):
-    # "consensus" = the one the other top_k answers agree with most (retrieval/consensus.py;
-    # ROUGE-L 0.404 against 0.376 on held-out Bitext), "score" = the nearest question's.
+    # "consensus" = the one the other top_k answers agree with most (retrieval/consensus.py),
+    # closer to the team's real answers; "score" = the nearest question's.
     answer_order: Literal["consensus", "score"] = "consensus"
     # Threads faiss may use; 1 is fastest for the single queries a chat server sends.
     search_threads: int = Field(1, ge=1)
-    # Encoder arithmetic (bot/precision.py): auto = int8 on VNNI CPUs, else bf16 where native,
-    # else fp32. Build an index with the precision its queries will use.
+    # Encoder arithmetic (bot/precision.py): auto = bf16 on AMX CPUs, else int8 on VNNI CPUs,
+    # else bf16 where native, else fp32. Build an index with the precision its queries will use.
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
 
 
@@ -186,10 +185,10 @@ class GenerationSettings(Section):
     repetition_penalty: float | None = Field(None, ge=1.0, le=2.0)
     grounding_threshold: float = Field(0.55, ge=0, le=1)
     # Send drafts of the bundled base model (no fine-tuned version active, no `model` set)
-    # without an agent. Off: it was trained on no support answers and grounded 52-58% of
-    # held-out Bitext replies, and a draft can pass the grounding check garbled ("To cancel
-    # order or DOWNLOAD..."); a message sure enough to send gets the best retrieved answer
-    # (placeholders handled), and its drafts serve as suggestions to agents.
+    # without an agent. Off: it was trained on no support answers, and a draft can pass the
+    # grounding check garbled ("To cancel order or DOWNLOAD..."); a message sure enough to
+    # send gets the best retrieved answer (placeholders handled), and its drafts serve as
+    # suggestions to agents.
     send_base_drafts: bool = False
     company_name: str = "our company"
     remote_url: str = ""
@@ -200,12 +199,12 @@ class GenerationSettings(Section):
     # auto: llama.cpp when llama-cpp-python is installed and the model has a GGUF (the bundled
     # one does; a fine-tuned artifact carries model.gguf), else transformers.
     runtime: Literal["auto", "llama_cpp", "transformers"] = "auto"
-    # llama.cpp runs 4/5-bit GGUF tensors re-stored as Q8_0 (converted once, cached): prompt
-    # processing 1.7x faster, decoding 12% slower; "original" runs the file as it is.
+    # llama.cpp runs 4/5-bit GGUF tensors re-stored as Q8_0 (converted once, cached): prompts
+    # run faster for slightly slower decoding, so replies arrive sooner; "original" runs the
+    # file as it is.
     gguf_quant: Literal["Q8_0", "original"] = "Q8_0"
-    # llama.cpp's flash-attention kernel. auto: on where the CPU lacks AVX-512 (a 2-core AVX2
-    # EPYC gave 8 concurrent replies 1.17x the tokens/s with it), off where it has AVX-512 (a
-    # 2-core Xeon decoded a fifth slower with it). See README, "Reply generation performance".
+    # llama.cpp's flash-attention kernel. auto: on where the CPU lacks AVX-512, off where it
+    # has it: the kernel sped replies up on the one and slowed them down on the other.
     flash_attention: Literal["auto", "on", "off"] = "auto"
     max_batch: int = Field(8, ge=1, le=64)  # sequences decoded together
     batch_wait_ms: float = Field(5.0, ge=0)  # how long a lone request waits for company
@@ -252,7 +251,7 @@ class ChannelSettings(Section):
     @model_validator(mode="after")
     def _connector_options(self) -> ChannelSettings:
         from bot.errors import DeskbotError
-        from connectors.registry import build_channel_config  # the connectors load late
+        from connectors.registration import build_channel_config  # the connectors load late
 
         extra = self.__pydantic_extra__ or {}
         try:
@@ -276,9 +275,12 @@ class ConnectorsSettings(Section):
     @field_validator("channels")
     @classmethod
     def _channel_names(cls, value: dict[str, ChannelSettings]) -> dict[str, ChannelSettings]:
+        from connectors.config import channel_name_problem  # the connectors load late
+
         for name in value:
-            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
-                raise ValueError(f"channel name {name!r}: use 1-32 of a-z, 0-9, _ and -")
+            problem = channel_name_problem(name)
+            if problem is not None:
+                raise ValueError(problem)
         return value
 
 

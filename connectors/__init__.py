@@ -7,14 +7,14 @@ settings, :func:`~connectors.outbox.enqueue` and a :class:`~connectors.outbox.De
 from __future__ import annotations
 
 from connectors.base import Connector, DeliveryResult, InboundMessage, OutboundMessage
-from connectors.channels import ConnectorSet
+from connectors.connector_set import ConnectorSet
 from connectors.errors import (
     ChannelConfigError,
     DeliveryError,
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
-from connectors.registry import connector_names, get_connector_class, register_connector
+from connectors.registration import connector_names, get_connector_class, register_connector
 
 __all__ = [
     "ChannelConfigError",

@@ -8,6 +8,7 @@ connector's dataclass, coercing strings from the environment and naming any bad 
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,16 @@ from connectors.errors import ChannelConfigError
 # A shared secret shorter than this can be guessed online; several platforms (Telegram's
 # secret_token) authenticate webhooks with nothing else.
 MIN_SECRET_CHARS = 16
+
+# A channel's name is the last segment of its webhook path, /webhooks/<connector>/<channel>.
+CHANNEL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def channel_name_problem(name: str) -> str | None:
+    """What is wrong with ``name`` as a channel name, or None when it fits."""
+    if CHANNEL_NAME.fullmatch(name):
+        return None
+    return f"channel name {name!r} must be 1-32 of a-z, 0-9, _ and -"
 
 
 def secret(default: str | None = None) -> Any:

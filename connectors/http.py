@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bot.errors import DeskbotError
 from connectors.base import Connector, InboundMessage
-from connectors.channels import ConnectorSet
+from connectors.connector_set import ConnectorSet
 
 log = logging.getLogger("deskbot.connectors")
 

@@ -42,7 +42,7 @@ from bot.settings import DeliverySettings
 from bot.storage.db import Database
 from bot.storage.models import Conversation, Message, Outbox, OutboxStatus, utcnow
 from connectors.base import DeliveryResult, OutboundMessage
-from connectors.channels import ConnectorSet
+from connectors.connector_set import ConnectorSet
 from connectors.errors import DeliveryError
 
 log = logging.getLogger("deskbot.connectors.outbox")

@@ -16,7 +16,6 @@ Servers pick up promoted versions when the job ends (``bot.jobs.RELOADS``); the 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -31,12 +30,13 @@ from bot.importer import IMPORT_CHANNEL, pair_hash
 from bot.scrub import Scrubber
 from bot.settings import LearningSettings, Settings
 from bot.storage.db import Database
-from bot.storage.models import KnowledgePair, Message, ModelVersion, Role
-from bot.storage.registry import (
+from bot.storage.model_versions import (
     activate_model_version,
     active_model_version,
     register_model_version,
 )
+from bot.storage.models import KnowledgePair, Message, ModelVersion, Role
+from finetune.held_out import split_held_out
 from finetune.intent.data import Examples, read_csv
 from finetune.intent.hparams import IntentHyperParams
 
@@ -50,15 +50,11 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def held_out(text: str, fraction: float, salt: str) -> bool:
-    """Stable choice: the same text is on the same side on every run and every machine."""
-    digest = hashlib.sha256(f"{salt}\0{_norm(text)}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
-
-
 def split_by_hash(examples: Examples, fraction: float, salt: str) -> tuple[Examples, Examples]:
-    keep = [i for i, t in enumerate(examples.texts) if not held_out(t, fraction, salt)]
-    out = [i for i, t in enumerate(examples.texts) if held_out(t, fraction, salt)]
+    """(kept, held out) by :func:`finetune.held_out.is_held_out`, ``salt`` making it this
+    split's own (the evaluation share of the base data, the held-out share of the logs)."""
+    texts = examples.texts
+    keep, out = split_held_out(range(len(texts)), lambda i: _norm(texts[i]), fraction, salt)
     return examples.subset(keep), examples.subset(out)
 
 

@@ -9,8 +9,8 @@ from sqlmodel import col, select
 
 from bot.errors import InputError
 from bot.storage.db import Database
+from bot.storage.model_versions import activate_model_version, register_model_version
 from bot.storage.models import KnowledgePair
-from bot.storage.registry import activate_model_version, register_model_version
 from retrieval.embedder import TextEncoder
 from retrieval.pairs import Pair
 from retrieval.store import IndexStore

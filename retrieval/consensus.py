@@ -2,9 +2,8 @@
 
 The nearest question's answer is one agent's wording on one day. Among the top retrieved
 answers, the one that shares the most words, in order, with the others (score-weighted) is the
-team's usual answer: a minimum-Bayes-risk choice under ROUGE-L. On 256 held-out Bitext
-questions, against the full training index, the best of the top 5 by this measure scored
-ROUGE-L 0.404 against the real answer; the nearest answer 0.376 (``benchmarks/generation.py``).
+team's usual answer: a minimum-Bayes-risk choice under ROUGE-L, closer to the real answer than
+the nearest one on held-out Bitext questions (``benchmarks/generation.py``).
 
 Word overlap is the longest common subsequence of lower-cased word tokens (rapidfuzz's C++
 LCS), the measure of :func:`bot.generation.evaluate.rouge_l`.

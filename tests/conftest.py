@@ -18,7 +18,7 @@ import pytest
 
 from bot.importer import import_file
 from bot.storage.db import Database
-from bot.storage.registry import activate_model_version, register_model_version
+from bot.storage.model_versions import activate_model_version, register_model_version
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

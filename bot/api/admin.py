@@ -18,8 +18,8 @@ from bot.events import MODELS, Event
 from bot.jobs import JOB_KINDS, check_job_params, enqueue, request_cancel, upload_dir
 from bot.metrics import summary
 from bot.serialize import message_json, model_json, run_json
+from bot.storage.model_versions import KINDS, activate_model_version, list_model_versions
 from bot.storage.models import Message, ModelVersion, Role, TrainingRun, utcnow
-from bot.storage.registry import KINDS, activate_model_version, list_model_versions
 
 routes = web.RouteTableDef()
 MAX_UPLOAD = 512 * 1024 * 1024

@@ -53,7 +53,7 @@ def webhook_url(url: str, channel: str) -> str:
 @pass_ctx
 def telegram_set_webhook(ctx: CliContext, channel: str, url: str, drop_pending: bool) -> None:
     """Register the channel's webhook and secret token with Telegram (setWebhook)."""
-    from connectors.channels import ConnectorSet
+    from connectors.connector_set import ConnectorSet
     from connectors.telegram import TelegramConnector, set_webhook
 
     found = ctx.settings.connectors.channels.get(channel)

@@ -203,7 +203,7 @@ async def _register(
     settings: Settings, version: str, path: Path, metrics: dict[str, Any], activate: bool | None
 ) -> bool:
     from bot.storage.db import Database
-    from bot.storage.registry import (
+    from bot.storage.model_versions import (
         activate_model_version,
         active_model_version,
         register_model_version,

@@ -12,13 +12,14 @@ from bot.cli.app import CliContext, cli, echo_json, eval_group, pass_ctx, run_as
 from bot.errors import InputError, NotFoundError
 from bot.settings import Settings
 from bot.storage.db import Database
-from bot.storage.registry import activate_model_version, register_model_version
+from bot.storage.model_versions import activate_model_version, register_model_version
 from retrieval.build import active_pairs
+from retrieval.data_files import read_csv_rows
 from retrieval.embedder import Embedder
 from retrieval.evaluate import evaluate
 from retrieval.index import KnowledgeIndex
 from retrieval.manifest import MANIFEST, read_manifest
-from retrieval.pairs import read_csv_columns, read_pairs_csv
+from retrieval.pairs import read_pairs_csv
 from retrieval.store import ACTIVE, IndexStore
 
 
@@ -208,15 +209,11 @@ def eval_retrieval(
     as_json: bool,
 ) -> None:
     """hit@1, hit@5, MRR and search latency on labelled queries (a hit: same intent)."""
-    rows = read_csv_columns(
-        data, {"text": text_col, "label": label_col, "predicted": predicted_col}
+    rows = read_csv_rows(
+        data,
+        {"text": text_col, "label": label_col, "predicted": predicted_col},
+        required=("text", "label"),
     )
-    for row in rows:
-        if not row["text"] or not row["label"]:
-            col = text_col if not row["text"] else label_col
-            raise InputError(f"{data}:{row['_line']}: empty {col!r}")
-    if not rows:
-        raise InputError(f"{data} holds no queries")
     index = _open_index(ctx.settings, where, _embedder(ctx.settings))
     started = time.perf_counter()
     report = evaluate(

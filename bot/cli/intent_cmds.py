@@ -13,12 +13,12 @@ from bot.cli.app import CliContext, echo_json, eval_group, pass_ctx, run_async, 
 from bot.errors import InputError, ModelError
 from bot.settings import Settings
 from bot.storage.db import Database
-from bot.storage.models import Message, Role
-from bot.storage.registry import (
+from bot.storage.model_versions import (
     activate_model_version,
     active_model_version,
     register_model_version,
 )
+from bot.storage.models import Message, Role
 from finetune.intent.data import Examples, as_examples
 from finetune.intent.hparams import IntentHyperParams
 

@@ -18,8 +18,8 @@ from bot.cli.app import CliContext, cli, pass_ctx, run_async
 from bot.errors import DeskbotError
 from bot.importer import import_file
 from bot.storage.db import Database
+from bot.storage.model_versions import active_model_version
 from bot.storage.models import KnowledgePair
-from bot.storage.registry import active_model_version
 
 SAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SAMPLE_FILES = ("sample_pairs.csv", "sample_dialogues.jsonl")

@@ -18,8 +18,8 @@ from bot.cli.app import CliContext, cli, echo_json, pass_ctx, run_async
 from bot.serialize import model_json
 from bot.settings import Settings
 from bot.storage.db import Database
+from bot.storage.model_versions import KINDS, activate_model_version, list_model_versions
 from bot.storage.models import utcnow
-from bot.storage.registry import KINDS, activate_model_version, list_model_versions
 
 log = logging.getLogger("deskbot.server")
 

@@ -22,8 +22,8 @@ from bot.jobs import RELOADS, JobRunner
 from bot.privacy import purge_loop
 from bot.settings import Settings
 from bot.storage.db import Database
+from bot.storage.model_versions import active_model_version
 from bot.storage.models import TrainingRun
-from bot.storage.registry import active_model_version
 
 log = logging.getLogger("deskbot.jobs")
 

@@ -20,7 +20,6 @@ benchmark does, to check that conversations cost no single-question quality.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import socket
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import InputError
+from retrieval.data_files import read_text
 
 EXPECT_KEYS = frozenset({"status", "action", "intent", "contains", "not_contains"})
 # Dialogue acts that answer as if the message were in scope.
@@ -65,17 +65,15 @@ class TurnResult:
 
 def load_conversations(path: Path) -> list[Conversation]:
     """Read and validate a conversations file; a bad line is named with what is wrong."""
-    opener = gzip.open if path.suffix == ".gz" else open
     out: list[Conversation] = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    out.append(_conversation(json.loads(line), f"{path}:{n}"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not JSON lines ({exc})") from None
+    for n, line in enumerate(read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{n}: not JSON ({exc.msg})") from None
+        out.append(_conversation(raw, f"{path}:{n}"))
     if not out:
         raise InputError(f"{path}: no conversations")
     return out
@@ -221,7 +219,7 @@ def _free_port() -> int:
 async def _scratch_registry(settings: Any, url: str) -> None:
     """A scratch database that serves the deployment's active model versions."""
     from bot.storage.db import Database
-    from bot.storage.registry import (
+    from bot.storage.model_versions import (
         activate_model_version,
         active_model_version,
         register_model_version,

@@ -3,8 +3,8 @@
 Each job gets a sequence id with its own KV stream. Every step is one ``llama_decode`` call
 holding the prompts of newly admitted jobs and the last token of every running one, so new
 requests join a running batch instead of waiting for it, and the weights are read once per step
-for all sequences (on 2 cores a step for 8 sequences cost about 4x a step for one: past a few
-sequences the matrix products, not the memory reads, set the pace).
+for all sequences (past a few sequences the matrix products, not the memory reads, set the
+pace; ``benchmarks/generation_steps.py`` shows it).
 """
 
 from __future__ import annotations
@@ -56,10 +56,8 @@ def available() -> bool:
 def use_flash_attention(setting: str) -> bool:
     """Resolve ``generation.flash_attention``: "auto" is on unless the CPU has AVX-512.
 
-    Measured with ``benchmarks/generation.py``: on a 2-core AVX2 EPYC (Zen 3) 8 concurrent
-    replies ran at 81 against 70 tokens/s with it (means of four interleaved runs; a lone stream
-    stepped 5-10% slower); on a 2-core AVX-512 Xeon it cost a fifth (8 concurrent 102-107
-    against 135-138 tokens/s).
+    The kernel sped concurrent replies up on an AVX2 CPU and slowed them down on an AVX-512 one
+    (``benchmarks/generation.py``; figures in docs/performance.md).
     """
     if setting == "auto":
         return not has_avx512()
@@ -110,17 +108,16 @@ class LlamaCppEngine:
         # instead of computing them again.
         cparams.n_seq_max = max_batch + 1
         # One KV stream per sequence: attention then reads only the sequence's own cells. In
-        # one unified cache every token attends (masked) over the cells of all sequences; at 8
-        # concurrent replies the streams gave 10-18% more tokens/s and a faster first token.
+        # one unified cache every token attends (masked) over the cells of all sequences, which
+        # slows concurrent replies down.
         cparams.kv_unified = False
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.no_perf = True
         # llama.cpp's own default ("auto") turns flash attention on wherever it can; it pays on
         # some CPUs and costs on others, so the caller decides (``generation.flash_attention``).
-        # With the f16 KV cache the replies stay as faithful either way: along transformers'
-        # fp32 replies to 8 questions the Q8_0 model picked the same token 96% of the time with
-        # either kernel (flash attention over a q8_0 cache: 94.5%, so the cache stays f16).
+        # With the f16 KV cache the replies stay as faithful to transformers' fp32 model either
+        # way; flash attention over a q8_0 cache was less faithful, so the cache stays f16.
         cparams.flash_attn_type = (
             lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
             if flash_attention
@@ -188,9 +185,8 @@ class LlamaCppEngine:
         """Make sequence ``dst`` hold the first ``n`` positions of ``src``.
 
         Between streams llama.cpp copies only whole buffers (a partial range fails an assertion
-        that aborts the process), at the next decode: copy it all, then drop the tail. The
-        buffer is ~47 MB for 2048 cells, a few milliseconds against ~0.2 s of prompt not
-        recomputed.
+        that aborts the process), at the next decode: copy it all, then drop the tail. Copying
+        the whole buffer costs far less than computing the shared prompt again.
         """
         self._lc.llama_memory_seq_cp(self._mem, src, dst, -1, -1)
         self._lc.llama_memory_seq_rm(self._mem, dst, n, -1)

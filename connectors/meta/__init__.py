@@ -5,7 +5,7 @@ from __future__ import annotations
 from connectors.meta.config import MessengerConfig, WhatsAppConfig
 from connectors.meta.messenger import MessengerConnector
 from connectors.meta.whatsapp import WhatsAppConnector
-from connectors.registry import register_connector
+from connectors.registration import register_connector
 
 register_connector("messenger", MessengerConnector)
 register_connector("whatsapp", WhatsAppConnector)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.registry import register_connector
+from connectors.registration import register_connector
 from connectors.slack.config import SlackConfig
 from connectors.slack.connector import SlackConnector
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.registry import register_connector
+from connectors.registration import register_connector
 from connectors.telegram.config import TelegramConfig
 from connectors.telegram.connector import TelegramConnector, set_webhook
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.registry import register_connector
+from connectors.registration import register_connector
 from connectors.webhook.config import WebhookConfig
 from connectors.webhook.connector import WebhookConnector
 from connectors.webhook.signature import sign, verify_signature

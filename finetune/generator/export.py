@@ -97,10 +97,9 @@ _SLOW_PREFILL = {
 def requantize_gguf(base: Path, out: Path, *, quant: str = "Q8_0") -> Path:
     """Write ``out``: ``base`` with its 4/5-bit tensors stored as ``quant`` instead.
 
-    For the bundled SmolLM2 Q4_1 file, Q8_0 made llama.cpp's prompt processing 1.7x faster
-    on 2 AVX-512 VNNI cores (600 prompt tokens: 2.33 s -> 1.38 s) for 12% slower decoding
-    (99 -> 86 tokens/s). Prompts of retrieved answers are long and replies short, so a
-    reply arrives sooner. The values are those of the 4-bit file: nothing is gained or lost.
+    Q8_0 makes llama.cpp's prompt processing faster for slightly slower decoding; prompts of
+    retrieved answers are long and replies short, so a reply arrives sooner. The values are
+    those of the 4-bit file: nothing is gained or lost.
     """
     reader = gguf.GGUFReader(str(base))
     _rewrite(reader, out, {}, quant, requantize=_SLOW_PREFILL)

@@ -10,9 +10,7 @@ class GeneratorHyperParams:
     """How the reply generator is fine-tuned. Defaults fit 15 minutes on 2 CPU cores."""
 
     seed: int = 7
-    # One example (prompt ~450 tokens, answer up to 192) took 3.5 s forward+backward on 2
-    # shared cores, 1.3 s on a quiet Xeon with AMX (without LoRA dropout, logits for the answer
-    # only); 480 fit the time budget there. A GPU takes more.
+    # As many examples as one CPU epoch fits in the time budget; a GPU takes more.
     max_examples: int = 480
     epochs: int = 1
     # Stop early (keeping what was learned) past this many seconds from the start; with the
@@ -28,7 +26,7 @@ class GeneratorHyperParams:
     # Rank 16 on attention and MLP projections: ~4.9M trainable parameters (3.6% of 135M).
     lora_r: int = 16
     lora_alpha: int = 32
-    # No dropout: drawing its masks took 18% of a CPU step (profiled), and a run sees each
+    # No dropout: drawing its masks is a large share of a CPU step, and a run sees each
     # example once, so there is little to overfit.
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = (
@@ -50,13 +48,12 @@ class GeneratorHyperParams:
     sources: int = 2
     # Held-out distinct questions for the validation loss in metrics.json.
     val_examples: int = 16
-    # bf16 autocast where it is native (a GPU, AVX512-BF16 or AMX): it roughly doubled matmul
-    # throughput on a Xeon. Where torch emulates it (AVX2 only) fp32 is used instead.
+    # bf16 autocast where it is native (a GPU, AVX512-BF16 or AMX), where it speeds matmuls up;
+    # where torch emulates it (AVX2 only) fp32 is used instead.
     bf16: bool = True
     # Recorded in the artifact and served with it (unless generation.repetition_penalty is
-    # set): on 48 held-out Bitext questions a 696-example model reached ROUGE-L 0.369 at 1.05,
-    # 0.368 at 1.0 and 0.301 at the base model's 1.15, which pushes it off the formulaic words
-    # its answers share with the team's.
+    # set): the base model's 1.15 pushes a fine-tuned one off the formulaic words its answers
+    # share with the team's.
     serve_repetition_penalty: float = 1.05
     # Export the merged model with Q8_0 for the LoRA-changed tensors: a Q4 step is coarser than
     # most of the learned update, so requantizing to Q4 would erase much of it.

@@ -103,7 +103,7 @@ def answer_loss(model: Any, ex: Example, device: torch.device, bf16: bool) -> tu
     """(mean loss over the answer tokens, their count).
 
     The answer is the end of every example, so logits are computed for its positions only:
-    over the whole prompt the vocabulary softmax and its backward took 14% of a CPU step.
+    over the whole prompt the vocabulary softmax and its backward are a large share of a step.
     """
     n = sum(1 for x in ex.labels if x != -100)
     ids = torch.tensor([ex.input_ids], device=device)
@@ -167,8 +167,8 @@ def train_generator(
     val_set = build_examples(val_pairs, index, tokenizer, prompt, hp)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    # Only where bf16 is native: on a Zen 3 (AVX2, no AVX512-BF16) an autocast training step
-    # took 90-100 s against 4.2-4.7 s in fp32 (600 tokens, LoRA r16).
+    # Only where bf16 is native: emulated bf16 (AVX2, no AVX512-BF16) trains many times slower
+    # than fp32.
     bf16 = hp.bf16 and (device.type == "cuda" or bf16_fast())
     model = load_transformers_model(source, cache_dir).to(device)
     base_val = evaluate_loss(model, val_set, device, bf16)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import logging
 import random
 from collections import Counter, defaultdict
@@ -14,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import InputError
+from retrieval.data_files import read_csv_rows
 
 log = logging.getLogger("deskbot.intent")
 
@@ -62,44 +60,10 @@ class Examples:
 ExamplesLike = Examples | Sequence[tuple[str, str]] | str | Path
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
 def read_csv(path: str | Path, text_col: str = "text", label_col: str = "intent") -> Examples:
     """Read ``text_col`` and ``label_col`` of a CSV (or .csv.gz) file; errors name the line."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        with _open_text(path) as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames
-            if not header:
-                raise InputError(f"{path}: the file is empty")
-            missing = [c for c in (text_col, label_col) if c not in header]
-            if missing:
-                raise InputError(
-                    f"{path}: no column {', '.join(map(repr, missing))}; "
-                    f"the header has {', '.join(header)}"
-                )
-            texts: list[str] = []
-            labels: list[str] = []
-            for row in reader:
-                text = (row.get(text_col) or "").strip()
-                label = (row.get(label_col) or "").strip()
-                if not text or not label:
-                    empty = text_col if not text else label_col
-                    raise InputError(f"{path}:{reader.line_num}: empty {empty!r}")
-                texts.append(text)
-                labels.append(label)
-    except (UnicodeDecodeError, csv.Error, OSError) as exc:
-        raise InputError(f"{path}: unreadable CSV ({exc})") from None
-    if not texts:
-        raise InputError(f"{path}: no examples below the header")
-    return Examples(tuple(texts), tuple(labels))
+    rows = read_csv_rows(path, {"text": text_col, "label": label_col}, required=("text", "label"))
+    return Examples(tuple(r["text"] for r in rows), tuple(r["label"] for r in rows))
 
 
 def as_examples(data: ExamplesLike, text_col: str = "text", label_col: str = "intent") -> Examples:

@@ -46,7 +46,7 @@ def test_eval_discovery_reports_dstc11_figures(tmp_path: Path, monkeypatch: Any)
     assert "kmeans-silhouette on 40 utterances: ACC" in base.output
 
     bad = CliRunner().invoke(cli, [*args, "--label-col", "intent"])
-    assert bad.exit_code != 0 and "no column 'intent'" in str(bad.exception)
+    assert bad.exit_code != 0 and "missing column 'intent'" in str(bad.exception)
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -186,3 +187,20 @@ def test_cli_import_reports_and_fails_cleanly(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
     assert f"{bad}:" in res.stderr and "error:" in res.stderr
+
+
+async def test_jsonl_text_may_hold_unicode_line_separators(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    # JSON leaves U+2028 and U+0085 unescaped inside strings; only "\n" ends a JSON line.
+    path = tmp_path / "separators.jsonl"
+    lines = [
+        {
+            "id": n,
+            "turns": [{"role": "user", "content": f"a{sep}b"}, {"role": "agent", "content": "ok"}],
+        }
+        for n, sep in enumerate(("\u2028", "\x85"))
+    ]
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in lines), "utf-8")
+    summary = await import_file(sqlite_db, path)
+    assert summary.dialogues == 2 and summary.pairs_mined == 2

@@ -433,17 +433,17 @@ async def test_behind_a_trusted_proxy_each_client_has_its_own_bucket(make_client
 def test_gzip_imports_expand_only_up_to_the_cap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.importer
+    from retrieval import data_files
 
-    monkeypatch.setattr(bot.importer, "MAX_DECOMPRESSED", 1000)
+    monkeypatch.setattr(data_files, "MAX_DECOMPRESSED", 1000)
     header = b"question,answer\n"
     fits = tmp_path / "fits.csv.gz"
     fits.write_bytes(gzip.compress(header + b"q,a\n" * ((1000 - len(header)) // 4)))
-    assert bot.importer.read_text(fits).startswith("question")
+    assert data_files.read_text(fits).startswith("question")
     bomb = tmp_path / "bomb.csv.gz"
     bomb.write_bytes(gzip.compress(header + b"x" * (1000 - len(header) + 1)))
     with pytest.raises(ImportFileError, match="more than 1000 bytes"):
-        bot.importer.read_text(bomb)
+        data_files.read_text(bomb)
 
 
 async def test_admin_job_parameters_are_bounded(make_client: Any) -> None:

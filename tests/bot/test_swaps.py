@@ -13,7 +13,7 @@ from aiohttp import web
 
 from bot.api.common import SERVICES
 from bot.settings import load_settings
-from bot.storage.registry import register_model_version
+from bot.storage.model_versions import register_model_version
 from tests.bot.test_server import keys, say, start
 
 CANCEL = "How can I cancel my order?"

@@ -14,10 +14,10 @@ from connector_harness import FAST_DELIVERY, Harness, echo_on_inbound
 from bot.settings import DeliverySettings
 from bot.storage.db import Database
 from connectors.base import Connector, InboundMessage
-from connectors.channels import ConnectorSet
+from connectors.connector_set import ConnectorSet
 from connectors.http import make_webhook_app
 from connectors.outbox import DeliveryWorker
-from connectors.registry import get_connector_class
+from connectors.registration import get_connector_class
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -16,7 +16,7 @@ from bot.storage.db import Database
 from bot.storage.messages import get_or_create_conversation, store_message
 from bot.storage.models import Message, Outbox, Role
 from connectors.base import Connector, InboundMessage
-from connectors.channels import ConnectorSet
+from connectors.connector_set import ConnectorSet
 from connectors.outbox import DeliveryWorker, enqueue, outbound_for
 from connectors.quick_replies import quick_replies_meta
 

@@ -122,6 +122,6 @@ async def _failed_once(h: Harness) -> Any:
 
 
 def test_cases_cover_every_builtin_connector() -> None:
-    from connectors.registry import connector_names
+    from connectors.registration import connector_names
 
     assert sorted(c.connector for c in CASES) == connector_names()

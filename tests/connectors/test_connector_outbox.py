@@ -16,7 +16,7 @@ from bot.settings import DeliverySettings
 from bot.storage.db import Database
 from bot.storage.models import Conversation, Outbox, OutboxStatus, utcnow
 from connectors.base import OutboundMessage
-from connectors.channels import ConnectorSet
+from connectors.connector_set import ConnectorSet
 from connectors.outbox import (
     DeliveryWorker,
     backoff_delay,
@@ -25,7 +25,7 @@ from connectors.outbox import (
     outbound_for,
     retry_dead_letter,
 )
-from connectors.registry import build_channel_config
+from connectors.registration import build_channel_config
 
 WEBHOOK = next(c for c in CASES if c.connector == "webhook")
 

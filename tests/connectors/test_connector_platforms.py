@@ -263,9 +263,9 @@ async def test_unknown_channel_is_404_and_post_only_platforms_refuse_get(
 async def test_a_failing_store_is_500_so_the_platform_retries(db: Any, aiohttp_client: Any) -> None:
     from aiohttp import web
 
-    from connectors.channels import ConnectorSet
+    from connectors.connector_set import ConnectorSet
     from connectors.http import make_webhook_app
-    from connectors.registry import build_channel_config
+    from connectors.registration import build_channel_config
 
     case = CASE["webhook"]
     config = build_channel_config("webhook", case.options("http://127.0.0.1:9"))

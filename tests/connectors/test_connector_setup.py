@@ -14,9 +14,9 @@ from connector_fakes import FakePlatform
 from bot.cli import cli
 from bot.errors import SettingsError
 from bot.settings import load_settings
-from connectors import registry
+from connectors import registration
 from connectors.base import Connector
-from connectors.channels import ConnectorSet
+from connectors.connector_set import ConnectorSet
 from connectors.telegram import TelegramConfig, TelegramConnector
 from connectors.webhook import WebhookConnector
 
@@ -28,15 +28,15 @@ TELEGRAM = {
 
 
 def test_a_connector_name_belongs_to_one_class() -> None:
-    registry.register_connector("telegram", TelegramConnector)  # same class again: fine
+    registration.register_connector("telegram", TelegramConnector)  # same class again: fine
 
     class Impostor(WebhookConnector):
         pass
 
     with pytest.raises(ValueError, match="already registered"):
-        registry.register_connector("telegram", Impostor)
+        registration.register_connector("telegram", Impostor)
     with pytest.raises(TypeError):
-        registry.register_connector("thing", dict)  # type: ignore[arg-type]
+        registration.register_connector("thing", dict)  # type: ignore[arg-type]
 
 
 def test_third_party_connectors_come_from_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,11 +49,11 @@ def test_third_party_connectors_come_from_entry_points(monkeypatch: pytest.Monke
         def load(self) -> type[Connector]:
             return MatrixConnector
 
-    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
-    monkeypatch.setattr(registry, "_loaded", False)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint()])
-    assert "matrix" in registry.connector_names()
-    assert registry.get_connector_class("matrix") is MatrixConnector
+    monkeypatch.setattr(registration, "_registry", dict(registration._registry))
+    monkeypatch.setattr(registration, "_loaded", False)
+    monkeypatch.setattr(registration, "entry_points", lambda group: [EntryPoint()])
+    assert "matrix" in registration.connector_names()
+    assert registration.get_connector_class("matrix") is MatrixConnector
 
 
 def test_channel_settings_are_typed_and_secrets_masked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,8 +13,8 @@ from bot.cli import cli
 from bot.errors import InputError
 from bot.settings import load_settings
 from bot.storage.db import Database
+from bot.storage.model_versions import list_model_versions
 from bot.storage.models import Conversation, Message, ModelStatus
-from bot.storage.registry import list_model_versions
 from finetune.intent.data import Examples
 from tests.finetune.intent_helpers import write_csv
 
@@ -126,7 +126,7 @@ def test_train_with_a_missing_column_names_it(home: Path, tmp_path: Path) -> Non
     data.write_text("question,label\nhi,a\nho,b\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["train", "intent", "--data", str(data)])
     assert isinstance(result.exception, InputError)
-    assert "no column 'text', 'intent'" in str(result.exception)
+    assert "missing column 'text', 'intent'" in str(result.exception)
 
 
 def test_eval_json_on_tiny_model(tiny_model: Path, banking_test: Examples, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def test_read_csv_reads_named_columns_and_gzip(tmp_path: Path) -> None:
 def test_missing_column_is_named(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("text,category\nhi,greet\n", encoding="utf-8")
-    with pytest.raises(InputError, match=r"no column 'intent'.*header has text, category"):
+    with pytest.raises(InputError, match=r"missing column 'intent'.*header has text, category"):
         read_csv(path)
 
 
@@ -36,7 +36,7 @@ def test_empty_file_and_header_only_are_errors(tmp_path: Path) -> None:
         read_csv(empty)
     header = tmp_path / "header.csv"
     header.write_text("text,intent\n", encoding="utf-8")
-    with pytest.raises(InputError, match="no examples"):
+    with pytest.raises(InputError, match="no rows"):
         read_csv(header)
 
 

@@ -25,11 +25,11 @@ def test_bitext_columns_are_read_and_gzip_works(tmp_path):
 def test_missing_columns_and_empty_cells_name_the_problem(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\nhi,greet\n")
-    with pytest.raises(ImportFileError, match=r"bad\.csv:1: expected a question column"):
+    with pytest.raises(ImportFileError, match=r"bad\.csv:1: missing column 'answer'"):
         read_pairs(bad)
     empty = tmp_path / "empty.csv"
     empty.write_text("question,answer\nhi,hello\n,orphan answer\n")
-    with pytest.raises(ImportFileError, match=r"empty\.csv:3: empty question"):
+    with pytest.raises(ImportFileError, match=r"empty\.csv:3: empty 'question'"):
         read_pairs(empty)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from bot.auth import create_api_key
 from bot.importer import import_file
 from bot.storage.db import Database
-from bot.storage.registry import activate_model_version, register_model_version
+from bot.storage.model_versions import activate_model_version, register_model_version
 
 LEFT_OUT = ("newsletter_subscription", "check_payment_methods", "delivery_options")
 _PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}")

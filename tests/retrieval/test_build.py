@@ -66,7 +66,7 @@ async def test_build_with_no_pairs_is_an_input_error(tmp_path, encoder):
 
 
 async def test_first_run_builds_once(tmp_path, encoder):
-    from bot.storage.registry import active_model_version
+    from bot.storage.model_versions import active_model_version
     from retrieval.build import ensure_active_index
 
     db = Database("sqlite+aiosqlite:///" + str(tmp_path / "t.db"))

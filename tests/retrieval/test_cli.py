@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from bot.cli import cli, main
 from bot.storage.db import Database
-from bot.storage.registry import active_model_version
+from bot.storage.model_versions import active_model_version
 
 from .conftest import PAIRS
 

@@ -11,13 +11,13 @@ from sqlmodel import select
 from bot.errors import ConflictError, NotFoundError
 from bot.storage.db import Database
 from bot.storage.messages import get_or_create_conversation, store_message
-from bot.storage.models import Conversation, Message, ModelStatus
-from bot.storage.registry import (
+from bot.storage.model_versions import (
     activate_model_version,
     active_model_version,
     list_model_versions,
     register_model_version,
 )
+from bot.storage.models import Conversation, Message, ModelStatus
 
 
 async def _count(db: Database, model: type) -> int:

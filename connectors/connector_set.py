@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator, Mapping
 
 from bot.errors import NotFoundError, SettingsError
 from connectors.base import Connector
-from connectors.config import ChannelConfig
-from connectors.registry import get_connector_class
+from connectors.config import ChannelConfig, channel_name_problem
+from connectors.registration import get_connector_class
 
 log = logging.getLogger("deskbot.connectors")
-
-CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
 class ConnectorSet:
@@ -25,10 +22,9 @@ class ConnectorSet:
             self.add(connector)
 
     def add(self, connector: Connector) -> None:
-        if not CHANNEL_NAME.match(connector.channel):
-            raise SettingsError(
-                f"channel name {connector.channel!r} must be 1-32 of a-z, 0-9, _ and -"
-            )
+        problem = channel_name_problem(connector.channel)
+        if problem is not None:
+            raise SettingsError(problem)
         if connector.channel_key in self._by_key:
             raise SettingsError(f"channel {connector.channel_key!r} is configured twice")
         self._by_key[connector.channel_key] = connector

@@ -21,7 +21,7 @@ from bot.services import Services
 from bot.storage.messages import get_or_create_conversation, recent_turns, store_message
 from bot.storage.models import Conversation, ConversationStatus, Message, Role, utcnow
 from connectors.base import Connector, InboundMessage
-from connectors.channels import ConnectorSet
+from connectors.connector_set import ConnectorSet
 from connectors.http import make_webhook_app
 from connectors.outbox import DeliveryWorker, enqueue, outbound_for
 from connectors.quick_replies import quick_replies_meta
