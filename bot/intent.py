@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from bot import precision as precisions
+from bot.core import precision as precisions
 from bot.errors import ModelError
 from finetune.intent import frozen_head as frozen
 from finetune.intent.artifact import IntentConfig, load_artifact
@@ -64,7 +64,7 @@ class IntentClassifier:
         precision: str = "auto",
         frozen_head: frozen.FrozenHead | None = None,
     ) -> None:
-        # Serving arithmetic (bot/precision.py). int8 quantises the encoder's Linear layers
+        # Serving arithmetic (bot/core/precision.py). int8 quantises the encoder's Linear layers
         # only: the head stays float32 so the calibrated confidences keep their meaning.
         self.precision = precisions.resolve(precision)
         if self.precision == "int8":

@@ -158,7 +158,7 @@ class RetrievalSettings(Section):
     answer_order: Literal["consensus", "score"] = "consensus"
     # Threads faiss may use; 1 is fastest for the single queries a chat server sends.
     search_threads: int = Field(1, ge=1)
-    # Encoder arithmetic (bot/precision.py): auto = int8 on VNNI CPUs, else bf16 where native,
+    # Encoder arithmetic (bot/core/precision.py): auto = int8 on VNNI CPUs, else bf16 where native,
     # else fp32. Build an index with the precision its queries will use.
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
 
@@ -169,7 +169,7 @@ class IntentSettings(Section):
     base_encoder: str = ""
     oos_label: str = "oos"
     human_label: str = "human_agent"
-    # Serving arithmetic for the classifier (bot/precision.py); training is unaffected.
+    # Serving arithmetic for the classifier (bot/core/precision.py); training is unaffected.
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.bundled import generator_gguf_path
+from bot.core.bundled import generator_gguf_path
 from bot.errors import ModelError
 
 log = logging.getLogger("deskbot.generation")

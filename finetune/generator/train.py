@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from bot.core.hardware import bf16_fast
 from bot.generation.loading import (
     ARTIFACT_INFO,
     MERGED_GGUF,
@@ -32,7 +33,6 @@ from bot.generation.loading import (
 )
 from bot.generation.prompt import PromptBuilder, PromptConfig
 from bot.generation.types import ReplyRequest
-from bot.hardware import bf16_fast
 from finetune.generator.data import QAPair, split_by_question
 from finetune.generator.hparams import GeneratorHyperParams
 from finetune.generator.retrieve import PairIndex
