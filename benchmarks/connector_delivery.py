@@ -32,12 +32,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlmodel import func, select
 
-from bot.settings import DeliverySettings
 from bot.storage.db import Database
 from bot.storage.messages import get_or_create_conversation, store_message
 from bot.storage.models import Outbox, OutboxStatus, Role
 from connectors.base import Connector, InboundMessage
 from connectors.channels import ConnectorSet
+from connectors.config import DeliverySettings
 from connectors.http import make_webhook_app
 from connectors.meta.common import meta_signature
 from connectors.outbox import DeliveryWorker, enqueue, outbound_for

@@ -37,8 +37,8 @@ import faiss
 import numpy as np
 import torch
 
-from bot.settings import RetrievalSettings
 from retrieval import faiss_index
+from retrieval.config import RetrievalSettings
 from retrieval.embedder import Embedder
 from retrieval.evaluate import score_hits
 from retrieval.pairs import Pair

@@ -38,11 +38,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import ConflictError, InputError, NotFoundError
 from bot.metrics import DEAD_LETTERS
-from bot.settings import DeliverySettings
 from bot.storage.db import Database
 from bot.storage.models import Conversation, Message, Outbox, OutboxStatus, utcnow
 from connectors.base import DeliveryResult, OutboundMessage
 from connectors.channels import ConnectorSet
+from connectors.config import DeliverySettings
 from connectors.errors import DeliveryError
 
 log = logging.getLogger("deskbot.connectors.outbox")

@@ -11,10 +11,10 @@ from aiohttp import web
 from connector_fakes import Case, FakePlatform
 from connector_harness import FAST_DELIVERY, Harness, echo_on_inbound
 
-from bot.settings import DeliverySettings
 from bot.storage.db import Database
 from connectors.base import Connector, InboundMessage
 from connectors.channels import ConnectorSet
+from connectors.config import DeliverySettings
 from connectors.http import make_webhook_app
 from connectors.outbox import DeliveryWorker
 from connectors.registry import get_connector_class

@@ -11,12 +11,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from connector_fakes import Case, FakePlatform
 from sqlmodel import func, select
 
-from bot.settings import DeliverySettings
 from bot.storage.db import Database
 from bot.storage.messages import get_or_create_conversation, store_message
 from bot.storage.models import Message, Outbox, Role
 from connectors.base import Connector, InboundMessage
 from connectors.channels import ConnectorSet
+from connectors.config import DeliverySettings
 from connectors.outbox import DeliveryWorker, enqueue, outbound_for
 from connectors.quick_replies import quick_replies_meta
 

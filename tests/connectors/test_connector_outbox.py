@@ -12,11 +12,11 @@ from connector_harness import FAST_DELIVERY, outbox_rows
 from sqlmodel import select
 
 from bot.errors import ConflictError, InputError
-from bot.settings import DeliverySettings
 from bot.storage.db import Database
 from bot.storage.models import Conversation, Outbox, OutboxStatus, utcnow
 from connectors.base import OutboundMessage
 from connectors.channels import ConnectorSet
+from connectors.config import DeliverySettings
 from connectors.outbox import (
     DeliveryWorker,
     backoff_delay,
