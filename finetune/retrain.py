@@ -324,7 +324,8 @@ async def add_reply_pairs(db: Database, export: TrainingExport) -> int:
 
 async def refresh_index(settings: Settings, db: Database, export: TrainingExport) -> dict[str, Any]:
     """Add new reply pairs and, if anything changed, build and activate a new index version."""
-    from retrieval.build import active_pairs, build_from_database
+    from bot.storage.pairs import StoredPairs
+    from retrieval.build import build_from_source
     from retrieval.embedder import Embedder
     from retrieval.store import IndexStore
 
@@ -333,9 +334,10 @@ async def refresh_index(settings: Settings, db: Database, export: TrainingExport
     if added == 0 and store.active_version() is not None:
         return {"kind": "index", "new_pairs": 0, "decision": "unchanged", "version": None}
     embedder = Embedder(settings.retrieval.embedder or None, precision=settings.retrieval.precision)
-    path = await build_from_database(db, store, embedder)
+    pairs = StoredPairs(db)
+    path = await build_from_source(pairs, store, embedder)
     version = path.name
-    count = len(await active_pairs(db))
+    count = len(await pairs.active_pairs())
     store.activate(version)
     await register_model_version(db, "index", version, path, {"count": count})
     report = {
