@@ -293,7 +293,7 @@ def _delivery_json(row: Any) -> dict[str, Any]:
 @routes.get("/api/v1/admin/outbox")
 async def outbox_dead_letters(request: web.Request) -> web.Response:
     """Deliveries given up (attempts, deadline or a permanent error), newest first."""
-    from connectors.outbox import dead_letters
+    from bot.storage.deliveries import dead_letters
 
     await _admin(request)
     try:
@@ -307,7 +307,7 @@ async def outbox_dead_letters(request: web.Request) -> web.Response:
 @routes.post("/api/v1/admin/outbox/{outbox_id}/retry")
 async def outbox_retry(request: web.Request) -> web.Response:
     """Send a failed delivery again, with fresh attempts and deadline."""
-    from connectors.outbox import retry_dead_letter
+    from bot.storage.deliveries import retry_dead_letter
 
     await _admin(request)
     svc = services(request)

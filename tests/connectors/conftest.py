@@ -12,6 +12,7 @@ from connector_fakes import Case, FakePlatform
 from connector_harness import FAST_DELIVERY, Harness, echo_on_inbound
 
 from bot.storage.db import Database
+from bot.storage.deliveries import OutboxTable
 from connectors.base import Connector, InboundMessage
 from connectors.channels import ConnectorSet
 from connectors.config import DeliverySettings
@@ -68,7 +69,7 @@ async def make_harness(
         app = web.Application()
         app.add_subapp("/webhooks/", make_webhook_app(connectors, on_inbound))
         client = await aiohttp_client(app)
-        worker = DeliveryWorker(db, connectors, settings)
+        worker = DeliveryWorker(OutboxTable(db), connectors, settings)
         await worker.start()
         harness = Harness(
             case,
