@@ -220,8 +220,8 @@ async def retrain_intent(
     """Train, evaluate and gate an intent candidate; returns the gate report."""
     import asyncio
 
-    from bot.intent import IntentClassifier
     from finetune.intent.artifact import write_json
+    from finetune.intent.classifier import IntentClassifier
     from finetune.intent.evaluate import evaluate
     from finetune.intent.train import new_version, train_intent
 

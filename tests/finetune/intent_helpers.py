@@ -13,7 +13,7 @@ from typing import Any
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from bot.core.bundled import encoder_path
-from bot.intent import IntentClassifier
+from finetune.intent.classifier import IntentClassifier
 from finetune.intent.data import Examples, read_csv
 from finetune.intent.hparams import IntentHyperParams
 

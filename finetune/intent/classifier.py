@@ -1,4 +1,7 @@
-"""The runtime intent classifier: load a trained artifact once, predict batches of messages.
+"""The intent classifier as the server runs it: load a trained artifact once, predict batches.
+
+It lives beside the training code because training calibrates it exactly as it will run: the
+artifact and the code that reads it are made together.
 
 A prediction is ``out_of_scope`` when the model's best intent is the out-of-scope label or its
 calibrated confidence is under the artifact's threshold, ``ambiguous`` when the top two
