@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.retrain import gate, held_out, merge, plan_intent_data
 from bot.settings import load_settings
 from finetune.intent.data import Examples
-from finetune.retrain import gate, held_out, merge, plan_intent_data
 
 
 def figures(accuracy: float, **recall: float) -> dict[str, Any]:
