@@ -11,7 +11,7 @@
 3. **Index.** Reply pairs not yet known become knowledge pairs (``source="agent"``) and a new
    index version is built and activated; it only adds answers agents stood behind.
 
-Servers pick up promoted versions when the job ends (``bot.jobs.RELOADS``); the swap is atomic.
+Servers pick up promoted versions when the job ends (``bot/model_sync.py``); the swap is atomic.
 """
 
 from __future__ import annotations

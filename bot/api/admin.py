@@ -10,16 +10,15 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import col, select
 
-from bot import privacy
+from bot import model_sync, privacy
 from bot.api.common import field, json_body, path_int, principal, services
 from bot.auth import api_key_json, create_api_key, list_api_keys, revoke_api_key
 from bot.errors import InputError, NotFoundError
-from bot.events import MODELS, Event
 from bot.jobs import JOB_KINDS, check_job_params, enqueue, request_cancel, upload_dir
 from bot.metrics import summary
 from bot.serialize import message_json, model_json, run_json
 from bot.storage.models import Message, ModelVersion, Role, TrainingRun, utcnow
-from bot.storage.registry import KINDS, activate_model_version, list_model_versions
+from bot.storage.registry import KINDS, list_model_versions
 
 routes = web.RouteTableDef()
 MAX_UPLOAD = 512 * 1024 * 1024
@@ -46,9 +45,7 @@ async def activate(request: web.Request) -> web.Response:
     await _admin(request)
     svc = services(request)
     kind, version = request.match_info["kind"], request.match_info["version"]
-    row = await activate_model_version(svc.db, kind, version)
-    await svc.runtime.reload([kind])
-    await svc.bus.publish(MODELS, Event("activated", {"kind": kind, "version": version}))
+    row = await model_sync.activate(svc.db, svc.bus, kind, version, runtime=svc.runtime)
     return web.json_response(model_json(row))
 
 
