@@ -32,15 +32,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlmodel import func, select
 
-from bot.settings import DeliverySettings
 from bot.storage.db import Database
+from bot.storage.deliveries import OutboxTable, enqueue, outbound_for
 from bot.storage.messages import get_or_create_conversation, store_message
 from bot.storage.models import Outbox, OutboxStatus, Role
 from connectors.base import Connector, InboundMessage
 from connectors.connector_set import ConnectorSet
+from connectors.config import DeliverySettings
 from connectors.http import make_webhook_app
 from connectors.meta.common import meta_signature
-from connectors.outbox import DeliveryWorker, enqueue, outbound_for
+from connectors.outbox import DeliveryWorker
 from connectors.registration import build_channel_config
 from connectors.slack.signature import slack_signature, verify_slack
 from connectors.twilio.signature import twilio_signature, verify_twilio
@@ -162,7 +163,7 @@ async def run(messages: int) -> dict[str, Any]:
     )
     connectors = ConnectorSet.from_configs({"main": ("slack", config)})
     settings = DeliverySettings(poll_interval_s=0.05, batch_size=50)
-    worker = DeliveryWorker(db, connectors, settings)
+    worker = DeliveryWorker(OutboxTable(db), connectors, settings)
     app = web.Application()
     app.add_subapp("/webhooks/", make_webhook_app(connectors, make_on_inbound(db, worker)))
     server = TestServer(app, host="127.0.0.1")
@@ -191,7 +192,7 @@ async def run(messages: int) -> dict[str, Any]:
     await worker.stop()
     already = await count_sent(db)
     await post_all(url, 20_000_000, messages, 16)
-    worker = DeliveryWorker(db, connectors, settings)
+    worker = DeliveryWorker(OutboxTable(db), connectors, settings)
     t0 = time.perf_counter()
     await worker.start()
     await wait_sent(db, already + messages)

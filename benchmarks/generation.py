@@ -39,9 +39,10 @@ import torch  # noqa: E402
 from bot.generation import ReplyRequest, load_generator  # noqa: E402
 from bot.generation.embedding import load_embedder  # noqa: E402
 from bot.generation.evaluate import Case, evaluate_replies, verbatim_scores  # noqa: E402
-from bot.settings import RetrievalSettings, load_settings  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
 from finetune.generator.data import read_pairs, split_by_question  # noqa: E402
 from finetune.generator.retrieve import PairIndex  # noqa: E402
+from retrieval.config import RetrievalSettings  # noqa: E402
 from retrieval.consensus import consensus_order  # noqa: E402
 from retrieval.hit import Hit  # noqa: E402
 

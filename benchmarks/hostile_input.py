@@ -53,7 +53,7 @@ def encoder_tokens() -> Any:
     """Tokens of a text the bundled encoder reads (it stops at its max_seq_length)."""
     from transformers import AutoTokenizer
 
-    from bot.bundled import encoder_path
+    from bot.core.bundled import encoder_path
 
     tokenizer = AutoTokenizer.from_pretrained(str(encoder_path()))
     limit = 256  # all-MiniLM-L6-v2's max_seq_length

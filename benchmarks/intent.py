@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from bot.intent import IntentClassifier
+from finetune.intent.classifier import IntentClassifier
 from finetune.intent.data import Examples, read_csv, sample_per_label, split_dev
 from finetune.intent.evaluate import evaluate
 from finetune.intent.hparams import IntentHyperParams

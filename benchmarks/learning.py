@@ -38,8 +38,8 @@ import torch
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.api.common import SERVICES
-from bot.intent import IntentClassifier
 from bot.settings import load_settings
+from finetune.intent.classifier import IntentClassifier
 from finetune.intent.hparams import IntentHyperParams
 from retrieval.embedder import Embedder
 from tests.learning.demo import (

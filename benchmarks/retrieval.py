@@ -6,8 +6,8 @@
 Quality: Bitext split by distinct question text (90/10, seed 0); the 90% is indexed, the 10%
 are the queries; a hit is a retrieved pair of the query's intent. The intent predictor is a
 stand-in: logistic regression on the frozen encoder's vectors, trained on the 90% (the real
-fine-tuned classifier lives in finetune/ and bot/intent.py). The boost is chosen on a
-validation split carved out of the 90%, then applied once to the test queries.
+fine-tuned classifier is finetune/intent/classifier.py). The boost is chosen on a validation
+split carved out of the 90%, then applied once to the test queries.
 
 Speed (2 cores): search alone, encoding excluded, through KnowledgeIndex.search_vectors at 24k
 real vectors and through the same faiss calls at --large synthetic clustered vectors (d=384);
@@ -37,8 +37,8 @@ import faiss
 import numpy as np
 import torch
 
-from bot.settings import RetrievalSettings
 from retrieval import faiss_index
+from retrieval.config import RetrievalSettings
 from retrieval.embedder import Embedder
 from retrieval.evaluate import score_hits
 from retrieval.pairs import Pair

@@ -10,21 +10,19 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import model_sync
 from bot.api import admin, agent, gaps, ops, sse, widget
 from bot.api.common import SERVICES, Handler, cors_middleware, error_middleware
 from bot.channel_hub import attach
 from bot.dialogue.handoff import watch_handoffs
-from bot.events import MODELS, Event
-from bot.jobs import RELOADS, JobRunner
+from bot.jobs import JobRunner
 from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from bot.pipeline import ReplyPipeline
-from bot.privacy import PAIRS_ERASED, forget_pairs, purge_loop
+from bot.privacy import purge_loop
 from bot.runtime import ModelRuntime
 from bot.services import Services
 from bot.settings import Settings
 from bot.storage.db import Database
-from bot.storage.model_versions import active_model_version
-from bot.storage.models import TrainingRun
 
 log = logging.getLogger("deskbot.server")
 
@@ -45,31 +43,6 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
         HTTP_LATENCY.labels(route).observe(time.perf_counter() - started)
-
-
-async def poll_models(runtime: ModelRuntime, every_s: float) -> None:
-    """Reload index and intent when their active versions in the database change.
-
-    Catches a process up on activations whose bus event it missed (Redis down, or no Redis
-    with several processes); a reload that finds nothing changed loads nothing.
-    """
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            changed = [
-                kind
-                for kind in ("index", "intent")
-                if not (kind == "intent" and runtime.settings.intent.model)  # a file, not the DB
-                and (row := await active_model_version(runtime.db, kind)) is not None
-                and row.version != runtime.models.versions.get(kind)
-            ]
-            if changed:
-                log.info("active %s changed in the database; reloading", ", ".join(changed))
-                await runtime.reload(changed)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("polling the active model versions failed")
 
 
 def create_app(
@@ -135,18 +108,9 @@ def create_app(
         if svc.connectors is not None:
             await svc.connectors.start()
 
-        async def finished(run: TrainingRun) -> None:
-            kinds = RELOADS.get(run.kind)
-            if run.status == "succeeded" and kinds:
-                await runtime.reload(kinds)
-                # Other processes (scaled out on Redis) swap too.
-                for kind in kinds:
-                    version = runtime.models.versions.get(kind)
-                    await svc.bus.publish(
-                        MODELS, Event("activated", {"kind": kind, "version": version})
-                    )
-
-        svc.jobs = JobRunner(settings, database, on_finished=finished)
+        svc.jobs = JobRunner(
+            settings, database, on_finished=model_sync.after_jobs(database, svc.bus, runtime)
+        )
         if settings.server.run_jobs if run_jobs is None else run_jobs:
             svc.jobs.start()
             if settings.privacy.retain_days > 0:  # scaled out, `deskbot worker` purges
@@ -158,17 +122,7 @@ def create_app(
                     svc.spawn(schedule_mining(settings, database, svc.jobs.wake), name="gaps")
                 )
 
-        async def follow_models() -> None:
-            async with svc.bus.subscribe(MODELS) as events:
-                async for event in events:
-                    if event.type == "activated":
-                        await runtime.reload([event.data["kind"]])
-                    elif event.type == PAIRS_ERASED:
-                        await forget_pairs(runtime, event.data.get("pair_ids"))
-                    elif event.type == "__closed__":
-                        return
-
-        svc.spawn(follow_models(), name="follow-models")
+        svc.spawn(model_sync.follow(runtime, svc.bus), name="follow-models")
         pollers.append(
             svc.spawn(
                 watch_handoffs(
@@ -189,7 +143,9 @@ def create_app(
         )
         if settings.server.model_poll_s > 0:
             pollers.append(
-                svc.spawn(poll_models(runtime, settings.server.model_poll_s), name="poll-models")
+                svc.spawn(
+                    model_sync.poll(runtime, settings.server.model_poll_s), name="poll-models"
+                )
             )
 
     async def shutdown(app: web.Application) -> None:

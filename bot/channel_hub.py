@@ -14,16 +14,17 @@ from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.events import AGENTS, Event
-from bot.metrics import INBOUND_DROPPED
+from bot.metrics import DEAD_LETTERS, INBOUND_DROPPED
 from bot.recovery import hand_off, release_slot, reply_task, take_slot
 from bot.serialize import message_json
 from bot.services import Services
+from bot.storage.deliveries import OutboxTable, enqueue, outbound_for
 from bot.storage.messages import get_or_create_conversation, recent_turns, store_message
 from bot.storage.models import Conversation, ConversationStatus, Message, Role, utcnow
 from connectors.base import Connector, InboundMessage
 from connectors.connector_set import ConnectorSet
 from connectors.http import make_webhook_app
-from connectors.outbox import DeliveryWorker, enqueue, outbound_for
+from connectors.outbox import DeliveryWorker
 from connectors.quick_replies import quick_replies_meta
 
 log = logging.getLogger("deskbot.channels")
@@ -33,7 +34,12 @@ class ChannelHub:
     def __init__(self, svc: Services, connectors: ConnectorSet) -> None:
         self.svc = svc
         self.connectors = connectors
-        self.worker = DeliveryWorker(svc.db, connectors, svc.settings.delivery)
+        self.worker = DeliveryWorker(
+            OutboxTable(svc.db),
+            connectors,
+            svc.settings.delivery,
+            on_dead_letter=lambda reason: DEAD_LETTERS.labels(reason).inc(),
+        )
 
     def webhook_app(self) -> web.Application:
         return make_webhook_app(self.connectors, self.on_inbound)

@@ -37,7 +37,6 @@ from bot.dialogue.slots import SlotSpec, norm_slot, read_slot
 from bot.dialogue.state import DialogueState, PendingSlot
 from bot.events import AGENTS, Event, EventBus, conversation_topic
 from bot.generation.placeholders import SLOT, fill
-from bot.intent import IntentPrediction
 from bot.metrics import DECISIONS, REPLY_FAILURES, REPLY_LATENCY
 from bot.policy import Action, Decision, decide
 from bot.runtime import ModelRuntime, Query, Understanding
@@ -53,6 +52,7 @@ from bot.storage.models import (
     Suggestion,
     utcnow,
 )
+from finetune.intent.classifier import IntentPrediction
 from retrieval.hit import Hit
 
 log = logging.getLogger("deskbot.pipeline")

@@ -21,10 +21,10 @@ from typing import Any
 from bot.batching import MicroBatcher
 from bot.dialogue.smalltalk import SmallTalkGuess, SmallTalkModel
 from bot.errors import ModelError
-from bot.intent import IntentClassifier, IntentPrediction
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.model_versions import active_model_version
+from finetune.intent.classifier import IntentClassifier, IntentPrediction
 from retrieval.consensus import order_answers
 from retrieval.hit import Hit
 

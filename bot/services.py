@@ -9,18 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.events import EventBus, InMemoryBus
-from bot.ratelimit import MemoryRateLimiter, RateLimiter
+from bot.ratelimit import MemoryRateLimiter, RateLimiter, StreamCounter
 from bot.runtime import ModelRuntime
 from bot.settings import Settings
 from bot.storage.db import Database
 
 log = logging.getLogger("deskbot.server")
-
-
-def _stream_counter() -> Any:
-    from bot.api.sse import StreamCounter
-
-    return StreamCounter()
 
 
 @dataclass
@@ -35,7 +29,7 @@ class Services:
     connectors: Any = None  # connectors wiring, when channels are configured
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     closing: bool = False
-    streams: Any = field(default_factory=_stream_counter)  # bot.api.sse.StreamCounter
+    streams: StreamCounter = field(default_factory=StreamCounter)
     replies_in_flight: int = 0  # counted by bot.api.common.reply_slot
     replying: set[int] = field(default_factory=set)  # message ids being answered here
 

@@ -8,7 +8,9 @@ use a double underscore in the environment (``DESKBOT_SERVER__PORT=9000``) and a
 TOML (``[server] port = 9000``). A bad value raises :class:`SettingsError` naming the key
 and what was expected.
 
-Each area owns one section class here; add fields to your own section.
+Each area owns one section class here; add fields to your own section. The sections of
+``retrieval`` and ``connectors`` live in those packages (``retrieval/config.py``,
+``connectors/config.py``), which import nothing of ``bot``; this module composes them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from pydantic_settings import (
 )
 
 from bot.errors import SettingsError
+from connectors.config import DeliverySettings
+from retrieval.config import RetrievalSettings
 
 ENV_PREFIX = "DESKBOT_"
 CONFIG_ENV = "DESKBOT_CONFIG"
@@ -131,44 +135,13 @@ class ServerSettings(Section):
         return value
 
 
-class RetrievalSettings(Section):
-    # Any sentence-transformers directory; empty means the bundled all-MiniLM-L6-v2.
-    embedder: str = ""
-    top_k: int = Field(5, ge=1, le=100)
-    # Up to this many vectors an exact IndexFlatIP is used, an approximate index above.
-    flat_max: int = Field(10_000, ge=1)  # exact search stays fast up to about here
-    context_turns: int = Field(0, ge=0, le=20)
-    batch_size: int = Field(64, ge=1)
-    # Queries of a server batch are encoded in length-sorted groups of this many, so short
-    # messages are not padded to the longest one of the whole batch.
-    query_batch_size: int = Field(16, ge=1)
-    # Weight of the mean context vector added to the query vector before normalising.
-    context_weight: float = Field(0.5, ge=0)
-    # IVF above flat_max: lists (0 = about 4*sqrt(n)) and lists probed per query.
-    ivf_nlist: int = Field(0, ge=0)
-    ivf_nprobe: int = Field(32, ge=1)
-    # Predicted intent of a query: "boost" adds intent_boost to same-intent hits (and always
-    # considers the best same-intent pairs), "filter" keeps only them, "off" ignores it.
-    intent_mode: Literal["boost", "filter", "off"] = "boost"
-    intent_boost: float = Field(0.2, ge=0)
-    # Which retrieved answer leads (the fallback reply, the first source of a draft):
-    # "consensus" = the one the other top_k answers agree with most (retrieval/consensus.py),
-    # closer to the team's real answers; "score" = the nearest question's.
-    answer_order: Literal["consensus", "score"] = "consensus"
-    # Threads faiss may use; 1 is fastest for the single queries a chat server sends.
-    search_threads: int = Field(1, ge=1)
-    # Encoder arithmetic (bot/precision.py): auto = bf16 on AMX CPUs, else int8 on VNNI CPUs,
-    # else bf16 where native, else fp32. Build an index with the precision its queries will use.
-    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
-
-
 class IntentSettings(Section):
     # Artifact directory to use instead of the active registered version.
     model: str = ""
     base_encoder: str = ""
     oos_label: str = "oos"
     human_label: str = "human_agent"
-    # Serving arithmetic for the classifier (bot/precision.py); training is unaffected.
+    # Serving arithmetic for the classifier (bot/core/precision.py); training is unaffected.
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
 
 
@@ -215,22 +188,6 @@ class GenerationSettings(Section):
     facts: dict[str, str] = Field(default_factory=dict)
     # Embedding similarity in the grounding score (content overlap alone when false).
     grounding_embedder: bool = True
-
-
-class DeliverySettings(Section):
-    max_attempts: int = Field(8, ge=1)
-    backoff_base_s: float = Field(1.0, gt=0)
-    backoff_max_s: float = Field(300.0, gt=0)
-    # A claimed row is the worker's for this long; a send is cut off at half of it, so a
-    # live worker always finishes first and a crashed one's rows are retried after it.
-    lease_s: float = Field(60.0, gt=0)
-    poll_interval_s: float = Field(1.0, gt=0)
-    batch_size: int = Field(50, ge=1)
-    # A platform's Retry-After is believed up to this many seconds.
-    retry_after_max_s: float = Field(3600.0, gt=0)
-    # A delivery not sent this long after it was queued goes to the dead letters (status
-    # "failed"), listed for admins at /api/v1/admin/outbox with a retry action.
-    deadline_s: float = Field(86400.0, gt=0)
 
 
 class ChannelSettings(Section):

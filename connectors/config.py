@@ -3,6 +3,7 @@
 Settings hold channels as ``[connectors.channels.<name>]`` tables with a ``connector`` key and
 the connector's own options; :meth:`ChannelConfig.from_options` turns such a table into the
 connector's dataclass, coercing strings from the environment and naming any bad option.
+:class:`DeliverySettings` is the ``[delivery]`` section: how the outbox worker retries.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.errors import ChannelConfigError
 
@@ -126,3 +129,23 @@ def _coerce(option: str, value: Any, hint: Any) -> Any:
         name = getattr(hint, "__name__", str(hint))
         raise ChannelConfigError(option, f"expected {name}, got {value!r}") from None
     return value
+
+
+class DeliverySettings(BaseModel):
+    """How :class:`~connectors.outbox.DeliveryWorker` claims, retries and gives up."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    max_attempts: int = Field(8, ge=1)
+    backoff_base_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(300.0, gt=0)
+    # A claimed row is the worker's for this long; a send is cut off at half of it, so a
+    # live worker always finishes first and a crashed one's rows are retried after it.
+    lease_s: float = Field(60.0, gt=0)
+    poll_interval_s: float = Field(1.0, gt=0)
+    batch_size: int = Field(50, ge=1)
+    # A platform's Retry-After is believed up to this many seconds.
+    retry_after_max_s: float = Field(3600.0, gt=0)
+    # A delivery not sent this long after it was queued goes to the dead letters (status
+    # "failed"), listed for admins at /api/v1/admin/outbox with a retry action.
+    deadline_s: float = Field(86400.0, gt=0)

@@ -18,87 +18,75 @@ agent's) message, so a reply exists if and only if its delivery does. A
 
 The one window for a duplicate is a crash between the platform accepting a message and the
 confirming commit; the generic webhook sends the row id as an idempotency key for that.
+
+The table itself is the server's: the worker reaches it through :class:`OutboxStore`
+(``bot/storage/deliveries.py`` implements it, with the enqueueing the reply path does and
+the dead letters admins retry).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import and_, exists, update
-from sqlalchemy.orm import aliased
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from bot.errors import ConflictError, InputError, NotFoundError
-from bot.metrics import DEAD_LETTERS
-from bot.settings import DeliverySettings
-from bot.storage.db import Database
-from bot.storage.models import Conversation, Message, Outbox, OutboxStatus, utcnow
+from bot.errors import NotFoundError
 from connectors.base import DeliveryResult, OutboundMessage
 from connectors.connector_set import ConnectorSet
+from connectors.config import DeliverySettings
 from connectors.errors import DeliveryError
 
 log = logging.getLogger("deskbot.connectors.outbox")
 
 
-def outbound_for(
-    conversation: Conversation,
-    text: str,
-    *,
-    reply_to: str | None = None,
-    meta: dict[str, Any] | None = None,
-) -> OutboundMessage:
-    """A reply to ``conversation`` through the channel it came in on (bot or agent reply)."""
-    if not conversation.external_id:
-        raise InputError(
-            f"conversation {conversation.id} on {conversation.channel!r} has no external id"
-        )
-    return OutboundMessage(
-        channel=conversation.channel,
-        conversation_external_id=conversation.external_id,
-        text=text,
-        reply_to=reply_to,
-        meta=dict(meta or {}),
-    )
+class DeliveryStatus(enum.StrEnum):
+    """Where a delivery stands; the ``status`` column of the outbox table."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
 
 
-async def enqueue(
-    session: AsyncSession,
-    conversation: Conversation,
-    message: Message | None,
-    outbound: OutboundMessage,
-) -> Outbox:
-    """Add a delivery in the caller's transaction; it becomes visible when that commits.
+@dataclass(frozen=True)
+class DueDelivery:
+    """An outbox row that is due, as the store read it; ``created_at`` is timezone-aware."""
 
-    Call :meth:`DeliveryWorker.wake` after the commit to send it without waiting a poll.
-    """
-    if outbound.channel != conversation.channel:
-        raise InputError(
-            f"outbound channel {outbound.channel!r} differs from the conversation's "
-            f"{conversation.channel!r}"
-        )
-    if not outbound.text.strip():
-        raise InputError("outbound message text is empty")
-    if conversation.id is None or (message is not None and message.id is None):
-        await session.flush()
-    row = Outbox(
-        conversation_id=conversation.id,  # type: ignore[arg-type]
-        message_id=message.id if message is not None else None,
-        channel=conversation.channel,
-        payload=outbound.to_payload(),
-        status=OutboxStatus.PENDING,
-        next_try_at=utcnow(),
-    )
-    session.add(row)
-    await session.flush()
-    return row
+    id: int
+    status: str
+    attempts: int
+    channel: str
+    payload: dict[str, Any]
+    created_at: datetime
+    last_error: str | None
+
+
+class OutboxTransaction(Protocol):
+    async def due(self, now: datetime, limit: int) -> list[DueDelivery]:
+        """Rows ``pending`` or ``sending`` with ``next_try_at <= now``, oldest due first, none
+        behind an unsent older row of its conversation; locked where the database can."""
+        ...
+
+    async def update(
+        self, delivery_id: int, seen_status: str, seen_attempts: int, **values: Any
+    ) -> bool:
+        """Set ``values`` (``status``, ``attempts``, ``next_try_at``, ``last_error``,
+        ``sent_at``, ``payload``) only if the row still has the status and attempts seen;
+        whether it did. This is the claim and confirm guard."""
+        ...
+
+
+class OutboxStore(Protocol):
+    """The outbox table, one transaction at a time."""
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[OutboxTransaction]: ...
 
 
 def backoff_delay(
@@ -126,8 +114,8 @@ class _Claim:
     deadline: datetime | None = None  # past it, the row goes to the dead letters
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class DeliveryWorker:
@@ -140,22 +128,23 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        db: Database,
+        store: OutboxStore,
         connectors: ConnectorSet,
         settings: DeliverySettings,
         *,
         rng: random.Random | None = None,
+        on_dead_letter: Callable[[str], None] | None = None,
     ) -> None:
-        self.db = db
+        """``on_dead_letter`` hears why each delivery was given up: ``attempts``,
+        ``deadline`` or ``permanent`` (the server counts them in /metrics)."""
+        self.store = store
         self.connectors = connectors
         self.settings = settings
         self._rng = rng or random.Random()
+        self._on_dead_letter = on_dead_letter or (lambda reason: None)
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        # SQLite has one writer: queueing our own writes here beats colliding in its busy
-        # handler, which sleeps in steps of up to 100 ms.
-        self._write_lock = asyncio.Lock() if db.is_sqlite else contextlib.nullcontext()
 
     @property
     def running(self) -> bool:
@@ -204,86 +193,53 @@ class DeliveryWorker:
         return len(claims)
 
     async def _claim(self) -> list[_Claim]:
-        now = utcnow()
+        now = _now()
         lease_until = now + timedelta(seconds=self.settings.lease_s)
-        earlier = aliased(Outbox)
-        blocked = exists().where(
-            earlier.conversation_id == Outbox.conversation_id,
-            earlier.id < Outbox.id,
-            col(earlier.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
-        )
-        query = (
-            select(Outbox)
-            .where(
-                col(Outbox.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
-                Outbox.next_try_at <= now,
-                ~blocked,
-            )
-            .order_by(col(Outbox.next_try_at), col(Outbox.id))
-            .limit(self.settings.batch_size)
-        )
-        if not self.db.is_sqlite:
-            query = query.with_for_update(skip_locked=True, of=Outbox)
         claims: list[_Claim] = []
-        async with self._write_lock, self.db.session() as s:
-            for row in (await s.exec(query)).all():
-                row_id, status, attempts = row.id, row.status, row.attempts
-                if status == OutboxStatus.SENDING:
+        async with self.store.transaction() as tx:
+            for row in await tx.due(now, self.settings.batch_size):
+                if row.status == DeliveryStatus.SENDING:
                     log.warning(
-                        "outbox %s: lease expired on attempt %d, taking over", row_id, attempts
+                        "outbox %s: lease expired on attempt %d, taking over", row.id, row.attempts
                     )
-                deadline = _aware(row.created_at) + timedelta(seconds=self.settings.deadline_s)
-                if attempts >= self.settings.max_attempts or deadline <= now:
-                    reason = "attempts" if attempts >= self.settings.max_attempts else "deadline"
+                deadline = row.created_at + timedelta(seconds=self.settings.deadline_s)
+                if row.attempts >= self.settings.max_attempts or deadline <= now:
+                    reason = (
+                        "attempts" if row.attempts >= self.settings.max_attempts else "deadline"
+                    )
                     error = (
                         row.last_error or "lease expired on the last attempt"
                         if reason == "attempts"
                         else f"past its delivery deadline ({row.last_error or 'never sent'})"
                     )
-                    if await self._set(
-                        s, row_id, status, attempts, status=OutboxStatus.FAILED, last_error=error
+                    if await tx.update(
+                        row.id,
+                        row.status,
+                        row.attempts,
+                        status=DeliveryStatus.FAILED,
+                        last_error=error,
                     ):
-                        DEAD_LETTERS.labels(reason).inc()
+                        self._on_dead_letter(reason)
                     continue
-                taken = await self._set(
-                    s,
-                    row_id,
-                    status,
-                    attempts,
-                    status=OutboxStatus.SENDING,
-                    attempts=attempts + 1,
+                taken = await tx.update(
+                    row.id,
+                    row.status,
+                    row.attempts,
+                    status=DeliveryStatus.SENDING,
+                    attempts=row.attempts + 1,
                     next_try_at=lease_until,
                 )
                 if taken:
                     claims.append(
-                        _Claim(row_id, attempts + 1, row.channel, dict(row.payload), deadline)  # type: ignore[arg-type]
+                        _Claim(row.id, row.attempts + 1, row.channel, dict(row.payload), deadline)
                     )
         return claims
-
-    @staticmethod
-    async def _set(
-        s: AsyncSession, row_id: int | None, seen_status: str, seen_attempts: int, **values: Any
-    ) -> bool:
-        """Update a row only if it is still as we saw it: the claim and confirm guard."""
-        result = await s.exec(
-            update(Outbox)
-            .where(
-                and_(
-                    col(Outbox.id) == row_id,
-                    col(Outbox.status) == seen_status,
-                    col(Outbox.attempts) == seen_attempts,
-                )
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount == 1
 
     async def _deliver(self, claim: _Claim) -> None:
         try:
             connector = self.connectors.by_key(claim.channel)
         except NotFoundError as exc:
-            await self._finish(claim, status=OutboxStatus.FAILED, last_error=exc.message)
+            await self._finish(claim, status=DeliveryStatus.FAILED, last_error=exc.message)
             return
         outbound = OutboundMessage.from_payload(claim.payload, delivery_id=claim.id)
         try:
@@ -304,7 +260,7 @@ class DeliveryWorker:
             "delivered": {"external_message_id": result.external_message_id},
         }
         if not await self._finish(
-            claim, status=OutboxStatus.SENT, sent_at=utcnow(), payload=payload, last_error=None
+            claim, status=DeliveryStatus.SENT, sent_at=_now(), payload=payload, last_error=None
         ):
             log.error("outbox %s: sent but the claim was lost (lease too short?)", claim.id)
         else:
@@ -320,7 +276,7 @@ class DeliveryWorker:
         self, claim: _Claim, error: str, retryable: bool, retry_after: float | None
     ) -> None:
         delay = backoff_delay(claim.attempt, self.settings, self._rng, retry_after)
-        next_try = utcnow() + timedelta(seconds=delay)
+        next_try = _now() + timedelta(seconds=delay)
         in_time = claim.deadline is None or next_try < claim.deadline
         if retryable and claim.attempt < self.settings.max_attempts and in_time:
             log.warning(
@@ -332,7 +288,7 @@ class DeliveryWorker:
             )
             await self._finish(
                 claim,
-                status=OutboxStatus.PENDING,
+                status=DeliveryStatus.PENDING,
                 last_error=error,
                 next_try_at=next_try,
             )
@@ -344,45 +300,9 @@ class DeliveryWorker:
             else:
                 why, reason = "its delivery deadline", "deadline"
             log.error("outbox %s: giving up after %s: %s", claim.id, why, error)
-            if await self._finish(claim, status=OutboxStatus.FAILED, last_error=error):
-                DEAD_LETTERS.labels(reason).inc()
+            if await self._finish(claim, status=DeliveryStatus.FAILED, last_error=error):
+                self._on_dead_letter(reason)
 
     async def _finish(self, claim: _Claim, **values: Any) -> bool:
-        async with self._write_lock, self.db.session() as s:
-            return await self._set(s, claim.id, OutboxStatus.SENDING, claim.attempt, **values)
-
-
-# -- dead letters: deliveries given up, for admins to inspect and retry ----------------------
-
-
-async def dead_letters(db: Database, limit: int = 100) -> list[Outbox]:
-    """Failed deliveries (attempts, deadline or permanent error), newest first."""
-    async with db.session() as s:
-        rows = (
-            await s.exec(
-                select(Outbox)
-                .where(Outbox.status == OutboxStatus.FAILED)
-                .order_by(col(Outbox.id).desc())
-                .limit(limit)
-            )
-        ).all()
-    return list(rows)
-
-
-async def retry_dead_letter(db: Database, outbox_id: int) -> Outbox:
-    """Send a failed delivery again from scratch: attempts and its deadline start over."""
-    now = utcnow()
-    async with db.session() as s:
-        result = await s.exec(
-            update(Outbox)  # type: ignore[call-overload]
-            .where(col(Outbox.id) == outbox_id, col(Outbox.status) == OutboxStatus.FAILED)
-            .values(status=OutboxStatus.PENDING, attempts=0, next_try_at=now, created_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        row = await s.get(Outbox, outbox_id)
-        if row is None:
-            raise NotFoundError("no such delivery")
-        if result.rowcount != 1:
-            raise ConflictError(f"delivery {outbox_id} is {row.status}, not failed")
-        await s.refresh(row)
-    return row
+        async with self.store.transaction() as tx:
+            return await tx.update(claim.id, DeliveryStatus.SENDING, claim.attempt, **values)

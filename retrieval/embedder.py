@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bot import precision as precisions
+from bot.core import precision as precisions
 from bot.errors import InputError, ModelError
 
 log = logging.getLogger("deskbot.retrieval")
@@ -39,7 +39,7 @@ class Embedder:
     def __init__(
         self, model: str | Path | None = None, device: str = "cpu", precision: str = "auto"
     ) -> None:
-        from bot.bundled import ENCODER_NAME, encoder_path
+        from bot.core.bundled import ENCODER_NAME, encoder_path
 
         if model is None or str(model) == "":
             path, self._name = encoder_path(), ENCODER_NAME
@@ -60,7 +60,7 @@ class Embedder:
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the embedding model at {path}: {exc}") from exc
         self._model.eval()
-        # See bot.precision: bf16 on AMX CPUs, int8 on other VNNI CPUs, bf16 on other CPUs with
+        # See bot.core.precision: bf16 on AMX CPUs, int8 on other VNNI CPUs, bf16 on other CPUs with
         # native bf16, float32 otherwise. Vectors are float32 either way.
         self.precision = precisions.resolve(precision) if device == "cpu" else "fp32"
         if self.precision == "int8":

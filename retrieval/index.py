@@ -13,8 +13,8 @@ import faiss
 import numpy as np
 
 from bot.errors import InputError, ModelError
-from bot.settings import RetrievalSettings
 from retrieval import faiss_index
+from retrieval.config import RetrievalSettings
 from retrieval.embedder import TextEncoder
 from retrieval.hit import Hit
 from retrieval.manifest import INDEX_FILE, PAIRS_FILE, Manifest, check_compatible

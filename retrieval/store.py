@@ -26,8 +26,8 @@ import faiss
 import numpy as np
 
 from bot.errors import InputError, ModelError, NotFoundError
-from bot.settings import RetrievalSettings
 from retrieval import faiss_index
+from retrieval.config import RetrievalSettings
 from retrieval.embedder import TextEncoder
 from retrieval.index import KnowledgeIndex
 from retrieval.manifest import (

@@ -120,11 +120,12 @@ def embedder() -> Any:
 
 
 async def build_index(home: Path, db: Database, embedder: Any) -> str:
-    from retrieval.build import build_from_database
+    from bot.storage.pairs import StoredPairs
+    from retrieval.build import build_from_source
     from retrieval.store import IndexStore
 
     store = IndexStore(home / "indexes")
-    path = await build_from_database(db, store, embedder)
+    path = await build_from_source(StoredPairs(db), store, embedder)
     store.activate(path.name)
     await register_model_version(db, "index", path.name, path, {})
     await activate_model_version(db, "index", path.name)

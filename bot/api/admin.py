@@ -10,15 +10,14 @@ from typing import Any
 from aiohttp import web
 from sqlmodel import col, select
 
-from bot import privacy
+from bot import model_sync, privacy
 from bot.api.common import field, json_body, path_int, principal, services
 from bot.auth import api_key_json, create_api_key, list_api_keys, revoke_api_key
 from bot.errors import InputError, NotFoundError
-from bot.events import MODELS, Event
 from bot.jobs import JOB_KINDS, check_job_params, enqueue, request_cancel, upload_dir
 from bot.metrics import summary
 from bot.serialize import message_json, model_json, run_json
-from bot.storage.model_versions import KINDS, activate_model_version, list_model_versions
+from bot.storage.model_versions import KINDS, list_model_versions
 from bot.storage.models import Message, ModelVersion, Role, TrainingRun, utcnow
 
 routes = web.RouteTableDef()
@@ -46,9 +45,7 @@ async def activate(request: web.Request) -> web.Response:
     await _admin(request)
     svc = services(request)
     kind, version = request.match_info["kind"], request.match_info["version"]
-    row = await activate_model_version(svc.db, kind, version)
-    await svc.runtime.reload([kind])
-    await svc.bus.publish(MODELS, Event("activated", {"kind": kind, "version": version}))
+    row = await model_sync.activate(svc.db, svc.bus, kind, version, runtime=svc.runtime)
     return web.json_response(model_json(row))
 
 
@@ -293,7 +290,7 @@ def _delivery_json(row: Any) -> dict[str, Any]:
 @routes.get("/api/v1/admin/outbox")
 async def outbox_dead_letters(request: web.Request) -> web.Response:
     """Deliveries given up (attempts, deadline or a permanent error), newest first."""
-    from connectors.outbox import dead_letters
+    from bot.storage.deliveries import dead_letters
 
     await _admin(request)
     try:
@@ -307,7 +304,7 @@ async def outbox_dead_letters(request: web.Request) -> web.Response:
 @routes.post("/api/v1/admin/outbox/{outbox_id}/retry")
 async def outbox_retry(request: web.Request) -> web.Response:
     """Send a failed delivery again, with fresh attempts and deadline."""
-    from connectors.outbox import retry_dead_letter
+    from bot.storage.deliveries import retry_dead_letter
 
     await _admin(request)
     svc = services(request)

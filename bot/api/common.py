@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from bot.api.tickets import principal_for_ticket, redeem_ticket
 from bot.auth import Principal, authenticate_key, token_matches
 from bot.errors import (
     AuthError,
@@ -30,6 +31,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
 
 SERVICES = web.AppKey("services", object)
+STREAM_OWNER = web.RequestKey("stream_owner", str)  # who an event stream counts against
 
 
 def services(request: web.Request) -> Any:
@@ -191,8 +193,6 @@ async def conversation_for_token(
 
     With ``query_param`` (event streams) a single-use ``?ticket=`` may stand in for the token.
     """
-    from bot.api.sse import STREAM_OWNER, redeem_ticket
-
     svc = services(request)
     ticket = _stream_ticket(request, query_param)
     if ticket is not None:
@@ -222,8 +222,6 @@ async def principal(
 
     With ``query_param`` (event streams) a single-use ``?ticket=`` may stand in for the key.
     """
-    from bot.api.sse import STREAM_OWNER, principal_for_ticket, redeem_ticket
-
     db = services(request).db
     ticket = _stream_ticket(request, query_param)
     if ticket is not None:

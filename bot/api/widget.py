@@ -28,7 +28,8 @@ from bot.api.common import (
     text_field,
     token_expired,
 )
-from bot.api.sse import issue_ticket, stream_events
+from bot.api.sse import stream_events
+from bot.api.tickets import issue_ticket
 from bot.auth import new_conversation_token, token_matches
 from bot.errors import AuthError, ConflictError, GoneError, InputError, NotFoundError
 from bot.events import AGENTS, Event, conversation_topic

@@ -35,6 +35,7 @@ def eval_conversations_cmd(
     """
     from tqdm import tqdm
 
+    from bot.app import create_app
     from bot.dialogue.evaluate import load_conversations, play
 
     convs = load_conversations(data)
@@ -55,6 +56,7 @@ def eval_conversations_cmd(
             single=single,
             progress=bar.update,
             url=url,
+            create_app=create_app,
         )
     )
     bar.close()

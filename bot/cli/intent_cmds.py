@@ -254,7 +254,7 @@ def eval_intent_cmd(
 
     Without --json, also writes a confusion-matrix PNG and an errors CSV to DIR/reports/.
     """
-    from bot.intent import IntentClassifier
+    from finetune.intent.classifier import IntentClassifier
     from finetune.intent.data import read_csv
     from finetune.intent.evaluate import (
         evaluate_report,

@@ -65,7 +65,7 @@ def export_training_data(ctx: CliContext, since: str, out: Path | None, as_json:
 def retrain_cmd(ctx: CliContext, intent: bool, generator: bool, index: bool, as_json: bool) -> None:
     """Learn from the logs: merge them with the base data, train candidates, promote only
     those that beat the active version on the held-out set (no flag: --intent --index)."""
-    from finetune.retrain import run_retrain
+    from bot.retrain import run_retrain
 
     if not (intent or generator or index):
         intent = index = True

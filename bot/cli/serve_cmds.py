@@ -13,12 +13,13 @@ from typing import Any
 import click
 from aiohttp import web
 
+from bot import model_sync
 from bot.auth import api_key_json, create_api_key, list_api_keys, revoke_api_key
 from bot.cli.app import CliContext, cli, echo_json, pass_ctx, run_async
 from bot.serialize import model_json
 from bot.settings import Settings
 from bot.storage.db import Database
-from bot.storage.model_versions import KINDS, activate_model_version, list_model_versions
+from bot.storage.model_versions import KINDS, list_model_versions
 from bot.storage.models import utcnow
 
 log = logging.getLogger("deskbot.server")
@@ -211,7 +212,7 @@ def models_activate(ctx: CliContext, kind: str, version: str) -> None:
     async def go() -> dict[str, object]:
         db = Database(ctx.settings.sqlalchemy_url)
         try:
-            return model_json(await activate_model_version(db, kind, version))
+            return model_json(await model_sync.activate(db, None, kind, version))
         finally:
             await db.dispose()
 

@@ -16,14 +16,12 @@ import signal
 
 import click
 
+from bot import model_sync
 from bot.cli.app import CliContext, cli, pass_ctx, run_async
-from bot.events import MODELS, Event
-from bot.jobs import RELOADS, JobRunner
+from bot.jobs import JobRunner
 from bot.privacy import purge_loop
 from bot.settings import Settings
 from bot.storage.db import Database
-from bot.storage.model_versions import active_model_version
-from bot.storage.models import TrainingRun
 
 log = logging.getLogger("deskbot.jobs")
 
@@ -38,21 +36,19 @@ async def run_worker(settings: Settings, *, name: str | None = None, poll_s: flo
 
         bus = RedisBus(redis_url, prefix=settings.server.redis_prefix)
 
-    async def finished(run: TrainingRun) -> None:
-        if run.status != "succeeded" or bus is None:
-            return
-        for kind in RELOADS.get(run.kind, ()):
-            row = await active_model_version(db, kind)
-            version = row.version if row is not None else None
-            await bus.publish(MODELS, Event("activated", {"kind": kind, "version": version}))
-
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     try:
         await db.upgrade()
-        runner = JobRunner(settings, db, on_finished=finished, poll_seconds=poll_s, name=name)
+        runner = JobRunner(
+            settings,
+            db,
+            on_finished=model_sync.after_jobs(db, bus),
+            poll_seconds=poll_s,
+            name=name,
+        )
         runner.start()
         purge = None
         if settings.privacy.retain_days > 0:

@@ -25,7 +25,7 @@ import socket
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,14 +249,17 @@ async def play(
     single: bool = False,
     progress: Any = None,
     url: str | None = None,
+    create_app: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
-    """Run ``convs`` through an in-process server, or the running server at ``url``; return
-    the summary (and timings)."""
+    """Run ``convs`` through the running server at ``url``, or through an in-process one made
+    by ``create_app`` (``bot.app.create_app``, passed in: the app is built on this package);
+    return the summary (and timings)."""
     if url is not None:
         return await _play(url.rstrip("/") + "/api/v1", convs, concurrency, single, progress)
+    if create_app is None:
+        raise ValueError("play() needs the url of a running server or create_app")
     from aiohttp import web
 
-    from bot.app import create_app
     from bot.storage.db import Database
 
     with tempfile.TemporaryDirectory(prefix="deskbot-eval-") as tmp:

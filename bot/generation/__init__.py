@@ -51,13 +51,13 @@ def load_generator(
 
     from bot.generation import engine_llama
     from bot.generation.engine_hf import TransformersEngine
-    from bot.generation.loading import (
+    from bot.generation.local import LocalGenerator
+    from finetune.generator.loading import (
         cached_gguf,
         load_tokenizer,
         load_transformers_model,
         resolve,
     )
-    from bot.generation.local import LocalGenerator
 
     source = resolve(model_path if model_path is not None else config.model)
     cache = Path(settings.cache_dir)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.bundled import encoder_path
+from bot.core.bundled import encoder_path
 
 log = logging.getLogger("deskbot.generation")
 

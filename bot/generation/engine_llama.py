@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.core.hardware import has_amx, has_avx512
 from bot.errors import ModelError
 from bot.generation.scheduler import Job
-from bot.hardware import has_amx, has_avx512
 
 log = logging.getLogger("deskbot.generation")
 

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from bot.generation.generator import Generator, RawResult
-from bot.generation.prompt import PromptBuilder, PromptConfig
 from bot.generation.scheduler import BatchScheduler, Completion, Engine, Job
 from bot.generation.types import ReplyRequest
 from bot.settings import GenerationSettings
+from finetune.generator.prompt import PromptBuilder, PromptConfig
 
 
 class _Done:

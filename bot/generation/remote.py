@@ -20,9 +20,9 @@ import aiohttp
 from bot.errors import BackendUnavailableError, SettingsError
 from bot.generation.generator import Generator, RawResult
 from bot.generation.local import prompt_config
-from bot.generation.prompt import build_messages
 from bot.generation.types import ReplyRequest
 from bot.settings import GenerationSettings
+from finetune.generator.prompt import build_messages
 
 log = logging.getLogger("deskbot.generation")
 

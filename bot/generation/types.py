@@ -1,40 +1,16 @@
-"""The values generation takes and gives: a reply request and the draft written for it."""
+"""The values generation takes and gives: a reply request and the draft written for it.
+
+:class:`ReplyRequest` is defined with the prompt built from it (``finetune/generator/prompt.py``),
+because fine-tuning builds its prompts from requests exactly as the server does.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.errors import InputError
-from retrieval.hit import Hit
+from finetune.generator.prompt import ReplyRequest
 
-ROLES = ("customer", "bot", "agent")
-
-
-@dataclass(frozen=True, slots=True)
-class ReplyRequest:
-    """One customer message to answer, with the conversation so far and what retrieval found.
-
-    ``history`` holds earlier turns, oldest first, as ``(role, text)`` with role one of
-    ``customer``, ``bot`` or ``agent``; it does not include ``message`` itself.
-    """
-
-    message: str
-    history: tuple[tuple[str, str], ...] = ()
-    hits: tuple[Hit, ...] = ()
-    intent: str | None = None
-    max_new_tokens: int | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.message, str) or not self.message.strip():
-            raise InputError("ReplyRequest.message must be a non-empty string")
-        for i, turn in enumerate(self.history):
-            if len(turn) != 2 or turn[0] not in ROLES:
-                raise InputError(
-                    f"ReplyRequest.history[{i}]: expected (role, text) with role in {ROLES}, "
-                    f"got {turn!r}"
-                )
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise InputError("ReplyRequest.max_new_tokens must be at least 1")
+__all__ = ["Draft", "ReplyRequest"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,9 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+# The outbox's states are the delivery worker's (connectors/outbox.py).
+from connectors.outbox import DeliveryStatus as OutboxStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -51,13 +54,6 @@ class ModelStatus(enum.StrEnum):
     CANDIDATE = "candidate"
     ACTIVE = "active"
     RETIRED = "retired"
-
-
-class OutboxStatus(enum.StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
 
 
 class Conversation(SQLModel, table=True):

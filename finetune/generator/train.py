@@ -1,6 +1,6 @@
 """Fine-tune the reply generator with LoRA: (prompt with retrieved answers) → the agent's answer.
 
-Prompts are built by :mod:`bot.generation.prompt`, exactly as at inference; only the answer
+Prompts are built by :mod:`finetune.generator.prompt`, exactly as at inference; only the answer
 tokens count in the loss. The artifact is a versioned PEFT directory with ``metrics.json``,
 ``deskbot_generator.json`` (base model and training facts) and, when the base model is a GGUF,
 ``model.gguf``: the merged model for the llama.cpp runtime.
@@ -23,18 +23,18 @@ from typing import Any
 
 import torch
 
-from bot.generation.loading import (
+from bot.core.hardware import bf16_fast
+from bot.errors import InputError
+from finetune.generator.data import QAPair, split_by_question
+from finetune.generator.hparams import GeneratorHyperParams
+from finetune.generator.loading import (
     ARTIFACT_INFO,
     MERGED_GGUF,
     load_tokenizer,
     load_transformers_model,
     resolve,
 )
-from bot.generation.prompt import PromptBuilder, PromptConfig
-from bot.generation.types import ReplyRequest
-from bot.hardware import bf16_fast
-from finetune.generator.data import QAPair, split_by_question
-from finetune.generator.hparams import GeneratorHyperParams
+from finetune.generator.prompt import PromptBuilder, PromptConfig, ReplyRequest
 from finetune.generator.retrieve import PairIndex
 from retrieval.consensus import consensus_order
 
@@ -148,8 +148,6 @@ def train_generator(
     prompt = prompt or PromptConfig(max_sources=hp.sources)
     train_pairs, held_out = split_by_question(pairs)
     if not train_pairs or not held_out:
-        from bot.errors import InputError
-
         raise InputError(
             f"need questions on both sides of the split; got {len(train_pairs)} train and "
             f"{len(held_out)} held-out pairs from {len(pairs)} rows"

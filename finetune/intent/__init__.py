@@ -1,5 +1,5 @@
 """Intent model training, calibration, evaluation and artifact I/O.
 
 Import the submodules directly (``finetune.intent.train``...); this package imports nothing so
-that the runtime (``bot.intent``) can use ``finetune.intent.artifact`` without pulling training in.
+that the server can load ``finetune.intent.classifier`` without pulling training in.
 """

@@ -56,7 +56,7 @@ class FrozenHead:
 
 def embedder_for(encoder: str, precision: str = "fp32") -> Embedder:
     """The sentence-transformers embedder of an intent artifact's base encoder."""
-    from bot.bundled import ENCODER_NAME
+    from bot.core.bundled import ENCODER_NAME
     from finetune.intent.model import BUNDLED_ENCODER
     from retrieval.embedder import Embedder
 

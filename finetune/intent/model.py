@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
-from bot.bundled import encoder_path
+from bot.core.bundled import encoder_path
+from bot.core.hardware import bf16_fast
 from bot.errors import ModelError
-from bot.hardware import bf16_fast
 
 log = logging.getLogger("deskbot.intent")
 

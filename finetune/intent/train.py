@@ -27,6 +27,7 @@ from finetune.intent.calibrate import (
     choose_oos_threshold,
     fit_temperature,
 )
+from finetune.intent.classifier import IntentClassifier
 from finetune.intent.data import Examples, ExamplesLike, as_examples, check_trainable, split_dev
 from finetune.intent.frozen_head import (
     FrozenHead,
@@ -292,7 +293,6 @@ def _calibrate_and_measure(
     heads: dict[str, FrozenHead],
 ) -> tuple[IntentConfig, dict[str, Any]]:
     """Fit temperature and thresholds on dev logits computed exactly as the runtime will."""
-    from bot.intent import IntentClassifier  # runtime wrapper; imported late, it imports us
     from finetune.intent.evaluate import evaluate
 
     classifier = IntentClassifier.load(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot import hardware
+from bot.core import hardware
 
 ICELAKE = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw avx512_vnni avx512_vbmi\n"
 SAPPHIRE = "processor\t: 0\nflags\t\t: fpu avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile\n"
@@ -36,7 +36,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, value: str, expe
 def test_int8_linear_matches_float32_row_by_row() -> None:
     import torch
 
-    from bot.precision import Int8Linear, resolve
+    from bot.core.precision import Int8Linear, resolve
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 48)
@@ -67,7 +67,7 @@ def test_int8_linear_matches_float32_row_by_row() -> None:
 def test_auto_precision_follows_the_cpu(
     monkeypatch: pytest.MonkeyPatch, amx: bool, bf16: bool, vnni: bool, expected: str
 ) -> None:
-    from bot import precision
+    from bot.core import precision
 
     monkeypatch.setattr(precision, "has_amx", lambda: amx)
     monkeypatch.setattr(precision, "bf16_fast", lambda: bf16)

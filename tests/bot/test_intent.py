@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ModelError
-from bot.intent import IntentClassifier, IntentPrediction
+from finetune.intent.classifier import IntentClassifier, IntentPrediction
 from tests.finetune.intent_helpers import SAMPLE_QUERIES, with_config
 
 TEXTS = [*SAMPLE_QUERIES, "hi"]

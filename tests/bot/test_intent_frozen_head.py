@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from bot.errors import ModelError
-from bot.intent import IntentClassifier
 from bot.runtime import ModelRuntime, ModelSet, Query
 from bot.settings import Settings
+from finetune.intent.classifier import IntentClassifier
 from finetune.intent.frozen_head import (
     FROZEN_HEAD_FILE,
     MIX_WEIGHTS,

@@ -217,7 +217,7 @@ async def test_kill_9_mid_reply_then_restart_answers_every_message_once(
 
 async def test_claims_and_stream_tickets_are_won_once_on_both_databases(db: Database) -> None:
     """The two conditional updates the limits rely on, raced on SQLite and PostgreSQL."""
-    from bot.api.sse import issue_ticket, redeem_ticket
+    from bot.api.tickets import issue_ticket, redeem_ticket
     from bot.errors import AuthError
     from bot.recovery import claim
 

@@ -11,10 +11,11 @@ from aiohttp import web
 from connector_fakes import Case, FakePlatform
 from connector_harness import FAST_DELIVERY, Harness, echo_on_inbound
 
-from bot.settings import DeliverySettings
 from bot.storage.db import Database
+from bot.storage.deliveries import OutboxTable
 from connectors.base import Connector, InboundMessage
 from connectors.connector_set import ConnectorSet
+from connectors.config import DeliverySettings
 from connectors.http import make_webhook_app
 from connectors.outbox import DeliveryWorker
 from connectors.registration import get_connector_class
@@ -68,7 +69,7 @@ async def make_harness(
         app = web.Application()
         app.add_subapp("/webhooks/", make_webhook_app(connectors, on_inbound))
         client = await aiohttp_client(app)
-        worker = DeliveryWorker(db, connectors, settings)
+        worker = DeliveryWorker(OutboxTable(db), connectors, settings)
         await worker.start()
         harness = Harness(
             case,

@@ -11,13 +11,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from connector_fakes import Case, FakePlatform
 from sqlmodel import func, select
 
-from bot.settings import DeliverySettings
 from bot.storage.db import Database
+from bot.storage.deliveries import OutboxTable, enqueue, outbound_for
 from bot.storage.messages import get_or_create_conversation, store_message
 from bot.storage.models import Message, Outbox, Role
 from connectors.base import Connector, InboundMessage
 from connectors.connector_set import ConnectorSet
-from connectors.outbox import DeliveryWorker, enqueue, outbound_for
+from connectors.config import DeliverySettings
+from connectors.outbox import DeliveryWorker
 from connectors.quick_replies import quick_replies_meta
 
 FAST_DELIVERY = DeliverySettings(
@@ -115,7 +116,7 @@ class Harness:
     async def restart_worker(self, settings: DeliverySettings = FAST_DELIVERY) -> None:
         """Stop the worker and start a new instance on the same database (a restart)."""
         await self.worker.stop()
-        self.worker = DeliveryWorker(self.db, self.connectors, settings)
+        self.worker = DeliveryWorker(OutboxTable(self.db), self.connectors, settings)
         await self.worker.start()
 
 

@@ -12,19 +12,19 @@ from connector_harness import FAST_DELIVERY, outbox_rows
 from sqlmodel import select
 
 from bot.errors import ConflictError, InputError
-from bot.settings import DeliverySettings
 from bot.storage.db import Database
-from bot.storage.models import Conversation, Outbox, OutboxStatus, utcnow
-from connectors.base import OutboundMessage
-from connectors.connector_set import ConnectorSet
-from connectors.outbox import (
-    DeliveryWorker,
-    backoff_delay,
+from bot.storage.deliveries import (
+    OutboxTable,
     dead_letters,
     enqueue,
     outbound_for,
     retry_dead_letter,
 )
+from bot.storage.models import Conversation, Outbox, OutboxStatus, utcnow
+from connectors.base import OutboundMessage
+from connectors.connector_set import ConnectorSet
+from connectors.config import DeliverySettings
+from connectors.outbox import DeliveryWorker, backoff_delay
 from connectors.registration import build_channel_config
 
 WEBHOOK = next(c for c in CASES if c.connector == "webhook")
@@ -61,7 +61,7 @@ async def test_two_workers_send_every_row_once_and_in_order(
 ) -> None:
     await _enqueue(db, conversations=8, per_conversation=4)
     settings = FAST_DELIVERY.model_copy(update={"batch_size": 5})
-    workers = [DeliveryWorker(db, connectors, settings) for _ in range(2)]
+    workers = [DeliveryWorker(OutboxTable(db), connectors, settings) for _ in range(2)]
     for w in workers:
         await w.start()
     try:
@@ -99,7 +99,7 @@ async def test_a_row_left_sending_by_a_dead_worker_is_resent_after_its_lease(
         ):
             row = await s.get(Outbox, row_id)
             row.status, row.attempts, row.next_try_at = OutboxStatus.SENDING, 1, until
-    worker = DeliveryWorker(db, connectors, FAST_DELIVERY)
+    worker = DeliveryWorker(OutboxTable(db), connectors, FAST_DELIVERY)
     assert await worker.run_once() == 1
     assert await worker.run_once() == 0
     rows = {r.id: r for r in await outbox_rows(db)}
@@ -115,7 +115,7 @@ async def test_gives_up_after_max_attempts(
         platform.fail_next(500, {"error": "down"})
     await _enqueue(db, conversations=1, per_conversation=1)
     settings = FAST_DELIVERY.model_copy(update={"max_attempts": 3})
-    worker = DeliveryWorker(db, connectors, settings)
+    worker = DeliveryWorker(OutboxTable(db), connectors, settings)
     await worker.start()
     try:
         rows = await eventually(lambda: _all(db, OutboxStatus.FAILED))
@@ -133,7 +133,7 @@ async def test_a_row_for_an_unconfigured_channel_fails_without_sending(
         s.add(conv)
         await s.flush()
         await enqueue(s, conv, None, outbound_for(conv, "hello"))
-    worker = DeliveryWorker(db, connectors, FAST_DELIVERY)
+    worker = DeliveryWorker(OutboxTable(db), connectors, FAST_DELIVERY)
     assert await worker.run_once() == 1
     [row] = await outbox_rows(db)
     assert row.status == OutboxStatus.FAILED and "slack:gone" in row.last_error
@@ -175,7 +175,7 @@ async def test_a_huge_retry_after_leaves_the_row_due_within_the_cap(
     platform.fail_next(429, {"error": "slow down"}, {"Retry-After": "9" * 40})
     await _enqueue(db, conversations=1, per_conversation=1)
     settings = FAST_DELIVERY.model_copy(update={"retry_after_max_s": 60.0})
-    worker = DeliveryWorker(db, connectors, settings)
+    worker = DeliveryWorker(OutboxTable(db), connectors, settings)
     before = utcnow()
     assert await worker.run_once() == 1
     [row] = await outbox_rows(db)
@@ -195,7 +195,7 @@ async def test_a_delivery_past_its_deadline_is_a_dead_letter_and_can_be_retried(
             row.created_at = utcnow() - timedelta(seconds=age)
             s.add(row)
         late_id = rows[-1].id
-    worker = DeliveryWorker(db, connectors, settings)
+    worker = DeliveryWorker(OutboxTable(db), connectors, settings)
     assert await worker.run_once() == 2
     assert len(platform.requests) == 2  # the late one was never sent
     [dead] = await dead_letters(db)
@@ -216,7 +216,7 @@ async def test_a_retry_that_would_land_past_the_deadline_gives_up_at_once(
     platform.fail_next(503, {"error": "busy"}, {"Retry-After": "120"})
     settings = FAST_DELIVERY.model_copy(update={"deadline_s": 60.0})
     await _enqueue(db, conversations=1, per_conversation=1)
-    worker = DeliveryWorker(db, connectors, settings)
+    worker = DeliveryWorker(OutboxTable(db), connectors, settings)
     assert await worker.run_once() == 1
     [row] = await outbox_rows(db)
     assert row.status == OutboxStatus.FAILED and row.attempts == 1

@@ -12,8 +12,8 @@ from typing import Any
 
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from bot.bundled import encoder_path
-from bot.intent import IntentClassifier
+from bot.core.bundled import encoder_path
+from finetune.intent.classifier import IntentClassifier
 from finetune.intent.data import Examples, read_csv
 from finetune.intent.hparams import IntentHyperParams
 

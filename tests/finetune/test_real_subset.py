@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
-from bot.intent import IntentClassifier
+from finetune.intent.classifier import IntentClassifier
 from finetune.intent.data import Examples
 from finetune.intent.evaluate import evaluate
 from tests.finetune.intent_helpers import (

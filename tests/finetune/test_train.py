@@ -9,7 +9,7 @@ import pytest
 from peft import PeftConfig
 
 from bot.errors import InputError
-from bot.intent import IntentClassifier
+from finetune.intent.classifier import IntentClassifier
 from finetune.intent.data import Examples, split_dev
 from finetune.intent.evaluate import evaluate
 from finetune.intent.train import train_intent

@@ -5,9 +5,9 @@ import gzip
 import pytest
 
 from bot.errors import ImportFileError
-from bot.generation.prompt import PromptConfig
 from finetune.generator.data import QAPair, read_pairs, split_by_question
 from finetune.generator.hparams import GeneratorHyperParams
+from finetune.generator.prompt import PromptConfig
 from finetune.generator.train import build_examples
 from retrieval.hit import Hit
 

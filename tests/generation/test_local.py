@@ -132,8 +132,8 @@ def test_a_fine_tuned_artifact_is_served_as_it_was_trained(tmp_path):
     """Its prompt shape and its recorded penalty win over the base model's settings."""
     import json
 
-    from bot.generation.loading import ARTIFACT_INFO, resolve
     from bot.generation.local import BASE_REPETITION_PENALTY, prompt_config, repetition_penalty
+    from finetune.generator.loading import ARTIFACT_INFO, resolve
 
     artifact = tmp_path / "generator-1"
     artifact.mkdir()

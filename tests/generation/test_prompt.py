@@ -3,8 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import InputError
-from bot.generation.prompt import PromptBuilder, PromptConfig, build_messages
-from bot.generation.types import ReplyRequest
+from finetune.generator.prompt import PromptBuilder, PromptConfig, ReplyRequest, build_messages
 from retrieval.hit import Hit
 
 HITS = (

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.generation import ReplyRequest, load_generator
-from bot.generation.loading import MERGED_GGUF, cached_hf_dir, load_transformers_model, resolve
 from bot.settings import load_settings
+from finetune.generator.loading import MERGED_GGUF, cached_hf_dir, load_transformers_model, resolve
 from retrieval.hit import Hit
 
 pytestmark = pytest.mark.slow
@@ -180,7 +180,7 @@ def test_requantized_gguf_keeps_the_models_output(home, tmp_path):
     import gguf
     from transformers import AutoTokenizer
 
-    from bot.generation.loading import cached_gguf
+    from finetune.generator.loading import cached_gguf
 
     source = resolve("")
     assert source.gguf is not None

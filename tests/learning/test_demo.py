@@ -14,9 +14,9 @@ import pytest
 from sqlmodel import col, select
 
 from bot.api.common import SERVICES
-from bot.intent import IntentClassifier
 from bot.settings import load_settings
 from bot.storage.models import Message, Role
+from finetune.intent.classifier import IntentClassifier
 from finetune.intent.hparams import IntentHyperParams
 from tests.learning.demo import (
     LEFT_OUT,

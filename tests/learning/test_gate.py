@@ -3,9 +3,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from bot.retrain import gate, merge, plan_intent_data, split_by_hash
 from bot.settings import load_settings
 from finetune.intent.data import Examples
-from finetune.retrain import gate, merge, plan_intent_data, split_by_hash
 
 
 def figures(accuracy: float, **recall: float) -> dict[str, Any]:

@@ -14,12 +14,12 @@ import pytest
 
 import finetune.intent.evaluate
 from bot.export import ReplyPair, TrainingExport
+from bot.retrain import EPOCH, add_reply_pairs, retrain_intent
 from bot.settings import Settings, load_settings
 from bot.storage.db import Database
 from bot.storage.model_versions import active_model_version, list_model_versions
 from bot.storage.models import Conversation, KnowledgePair, Message, Role
 from finetune.intent.hparams import IntentHyperParams
-from finetune.retrain import EPOCH, add_reply_pairs, retrain_intent
 from tests.finetune.intent_helpers import tiny_encoder
 
 TINY = IntentHyperParams(epochs=1, batch_size=8, bf16=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.settings import RetrievalSettings
+from retrieval.config import RetrievalSettings
 from retrieval.pairs import Pair
 from retrieval.store import IndexStore
 

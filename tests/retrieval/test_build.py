@@ -1,4 +1,4 @@
-"""Building an index from the knowledge pairs in the database."""
+"""Building an index from the knowledge pairs in the database (bot.storage.pairs)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from bot.errors import InputError
 from bot.storage.db import Database
 from bot.storage.models import KnowledgePair
-from retrieval.build import build_from_database
+from bot.storage.pairs import StoredPairs
+from retrieval.build import build_from_source
 from retrieval.store import IndexStore
 
 
@@ -43,7 +44,7 @@ async def test_build_from_active_pairs(tmp_path, encoder):
             ],
         )
         store = IndexStore(tmp_path / "indexes")
-        path = await build_from_database(db, store, encoder, version="db1")
+        path = await build_from_source(StoredPairs(db), store, encoder, version="db1")
         store.activate("db1")
         index = store.load_active(encoder)
         assert path.name == "db1"
@@ -60,7 +61,7 @@ async def test_build_with_no_pairs_is_an_input_error(tmp_path, encoder):
     await db.upgrade()
     try:
         with pytest.raises(InputError, match="no active knowledge pairs"):
-            await build_from_database(db, IndexStore(tmp_path / "i"), encoder)
+            await build_from_source(StoredPairs(db), IndexStore(tmp_path / "i"), encoder)
     finally:
         await db.dispose()
 
@@ -73,12 +74,13 @@ async def test_first_run_builds_once(tmp_path, encoder):
     await db.upgrade()
     try:
         store = IndexStore(tmp_path / "indexes")
-        assert await ensure_active_index(db, store, encoder) is None  # nothing to index
+        pairs = StoredPairs(db)
+        assert await ensure_active_index(pairs, store, encoder) is None  # nothing to index
         await _insert(db, [("where is my package", "See Track.", "track_order", True)])
-        version = await ensure_active_index(db, store, encoder)
+        version = await ensure_active_index(pairs, store, encoder)
         assert version is not None and store.active_version() == version
         assert (await active_model_version(db, "index")).version == version
-        assert await ensure_active_index(db, store, encoder) is None
+        assert await ensure_active_index(pairs, store, encoder) is None
         assert len(store.versions()) == 1
     finally:
         await db.dispose()

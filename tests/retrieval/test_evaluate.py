@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import InputError
-from bot.settings import RetrievalSettings
+from retrieval.config import RetrievalSettings
 from retrieval.evaluate import evaluate, score_hits
 from retrieval.hit import Hit
 from retrieval.store import IndexStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import InputError
-from bot.settings import RetrievalSettings
+from retrieval.config import RetrievalSettings
 from retrieval.pairs import Pair
 from retrieval.store import IndexStore
 

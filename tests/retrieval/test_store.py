@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bot.errors import InputError, ModelError, NotFoundError
-from bot.settings import RetrievalSettings
+from retrieval.config import RetrievalSettings
 from retrieval.pairs import Pair
 from retrieval.store import IndexStore
 

@@ -1,5 +1,8 @@
 """Find and load the generator: bundled GGUF, cached safetensors, HF directories, adapters.
 
+Training loads its base model here and writes the artifact layout read here, and the server
+(``bot.generation.load_generator``) loads what training wrote.
+
 The bundled SmolLM2-135M-Instruct GGUF is converted once by transformers' GGUF support and
 cached as safetensors under ``settings.cache_dir / "generator"``, so later starts read plain
 safetensors. A directory may be a Hugging Face causal-LM directory or a fine-tuned artifact
@@ -19,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.bundled import generator_gguf_path
+from bot.core.bundled import generator_gguf_path
 from bot.errors import ModelError
+from finetune.generator.export import requantize_gguf
 
 log = logging.getLogger("deskbot.generation")
 
@@ -130,8 +134,6 @@ def cached_gguf(gguf: Path, cache_dir: Path, quant: str) -> Path:
     """The GGUF llama.cpp should run: ``gguf`` re-stored as ``quant`` once, then reused."""
     if quant == "original":
         return gguf
-    from finetune.generator.export import requantize_gguf
-
     target = cache_dir / "generator" / f"{gguf.stem}-{_fingerprint(gguf)}.{quant}.gguf"
     if target.is_file():
         return target

@@ -11,7 +11,7 @@
 3. **Index.** Reply pairs not yet known become knowledge pairs (``source="agent"``) and a new
    index version is built and activated; it only adds answers agents stood behind.
 
-Servers pick up promoted versions when the job ends (``bot.jobs.RELOADS``); the swap is atomic.
+Servers pick up promoted versions when the job ends (``bot/model_sync.py``); the swap is atomic.
 """
 
 from __future__ import annotations
@@ -216,8 +216,8 @@ async def retrain_intent(
     """Train, evaluate and gate an intent candidate; returns the gate report."""
     import asyncio
 
-    from bot.intent import IntentClassifier
     from finetune.intent.artifact import write_json
+    from finetune.intent.classifier import IntentClassifier
     from finetune.intent.evaluate import evaluate
     from finetune.intent.train import new_version, train_intent
 
@@ -320,7 +320,8 @@ async def add_reply_pairs(db: Database, export: TrainingExport) -> int:
 
 async def refresh_index(settings: Settings, db: Database, export: TrainingExport) -> dict[str, Any]:
     """Add new reply pairs and, if anything changed, build and activate a new index version."""
-    from retrieval.build import active_pairs, build_from_database
+    from bot.storage.pairs import StoredPairs
+    from retrieval.build import build_from_source
     from retrieval.embedder import Embedder
     from retrieval.store import IndexStore
 
@@ -329,9 +330,10 @@ async def refresh_index(settings: Settings, db: Database, export: TrainingExport
     if added == 0 and store.active_version() is not None:
         return {"kind": "index", "new_pairs": 0, "decision": "unchanged", "version": None}
     embedder = Embedder(settings.retrieval.embedder or None, precision=settings.retrieval.precision)
-    path = await build_from_database(db, store, embedder)
+    pairs = StoredPairs(db)
+    path = await build_from_source(pairs, store, embedder)
     version = path.name
-    count = len(await active_pairs(db))
+    count = len(await pairs.active_pairs())
     store.activate(version)
     await register_model_version(db, "index", version, path, {"count": count})
     report = {

@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from bot.hardware import bf16_fast, has_amx, int8_fast
+from bot.core.hardware import bf16_fast, has_amx, int8_fast
 
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
 

@@ -1,7 +1,8 @@
 """The prompt: system policy, retrieved answers, intent and the last turns, in the chat template.
 
-Training (``finetune/generator``) and inference build prompts here, so the model is tuned on
-exactly what it sees when it answers. When the prompt does not fit the context budget
+Training (``finetune/generator/train.py``) and the server (``bot/generation``) build prompts
+here, from the same :class:`ReplyRequest`, so the model is tuned on exactly what it sees when
+it answers. When the prompt does not fit the context budget
 (``context_tokens - max_new_tokens``), the oldest conversation turns go first, then the
 lowest-ranked retrieved answers, and last the start of the customer's message.
 """
@@ -11,7 +12,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.generation.types import ReplyRequest
+from bot.errors import InputError
+from retrieval.hit import Hit
+
+ROLES = ("customer", "bot", "agent")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyRequest:
+    """One customer message to answer, with the conversation so far and what retrieval found.
+
+    ``history`` holds earlier turns, oldest first, as ``(role, text)`` with role one of
+    ``customer``, ``bot`` or ``agent``; it does not include ``message`` itself.
+    """
+
+    message: str
+    history: tuple[tuple[str, str], ...] = ()
+    hits: tuple[Hit, ...] = ()
+    intent: str | None = None
+    max_new_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.message, str) or not self.message.strip():
+            raise InputError("ReplyRequest.message must be a non-empty string")
+        for i, turn in enumerate(self.history):
+            if len(turn) != 2 or turn[0] not in ROLES:
+                raise InputError(
+                    f"ReplyRequest.history[{i}]: expected (role, text) with role in {ROLES}, "
+                    f"got {turn!r}"
+                )
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise InputError("ReplyRequest.max_new_tokens must be at least 1")
+
 
 POLICY = (
     "You are the customer support assistant of {company}. Reply to the customer's last "

@@ -1,4 +1,7 @@
-"""The runtime intent classifier: load a trained artifact once, predict batches of messages.
+"""The intent classifier as the server runs it: load a trained artifact once, predict batches.
+
+It lives beside the training code because training calibrates it exactly as it will run: the
+artifact and the code that reads it are made together.
 
 A prediction is ``out_of_scope`` when the model's best intent is the out-of-scope label or its
 calibrated confidence is under the artifact's threshold, ``ambiguous`` when the top two
@@ -23,7 +26,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from bot import precision as precisions
+from bot.core import precision as precisions
 from bot.errors import ModelError
 from finetune.intent import frozen_head as frozen
 from finetune.intent.artifact import IntentConfig, load_artifact
@@ -64,7 +67,7 @@ class IntentClassifier:
         precision: str = "auto",
         frozen_head: frozen.FrozenHead | None = None,
     ) -> None:
-        # Serving arithmetic (bot/precision.py). int8 quantises the encoder's Linear layers
+        # Serving arithmetic (bot/core/precision.py). int8 quantises the encoder's Linear layers
         # only: the head stays float32 so the calibrated confidences keep their meaning.
         self.precision = precisions.resolve(precision)
         if self.precision == "int8":
