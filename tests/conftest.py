@@ -119,14 +119,19 @@ def embedder() -> Any:
     return Embedder()
 
 
-async def build_index(home: Path, db: Database, embedder: Any) -> str:
+async def build_index(home: Path, db: Database, embedder: Any, version: str | None = None) -> str:
+    """Index the active pairs and activate the index, registered as ``deskbot index build``
+    registers it."""
     from retrieval.build import build_from_database
+    from retrieval.manifest import read_manifest
     from retrieval.store import IndexStore
 
     store = IndexStore(home / "indexes")
-    path = await build_from_database(db, store, embedder)
+    path = await build_from_database(db, store, embedder, version=version)
     store.activate(path.name)
-    await register_model_version(db, "index", path.name, path, {})
+    manifest = read_manifest(path)
+    metrics = {"count": manifest.count, "kind": manifest.kind, "model": manifest.model}
+    await register_model_version(db, "index", path.name, path, metrics)
     await activate_model_version(db, "index", path.name)
     return path.name
 

@@ -3,17 +3,23 @@ the real server (``create_app`` with the bundled sample data) or a small fake wi
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser
 
-from tests.conftest import REPO_ROOT, UNDER_CI
+from bot.importer import import_file
+from bot.storage.db import Database
+from tests.conftest import REPO_ROOT, UNDER_CI, build_index
 
 CHROMIUM = Path(os.environ.get("DESKBOT_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -29,9 +35,16 @@ CHROMIUM_ARGS = [
 SAMPLE_PAIRS = REPO_ROOT / "examples" / "sample_pairs.csv"
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    """One Chromium per test; outside CI a missing browser skips (apt-get install chromium)."""
+# Chromium starts once per session, so the browser tests run in the session's event loop:
+# each web test module sets ``pytestmark = BROWSER_LOOP``, and the async fixtures they use
+# (``aiohttp_server``, ``start_server``) run in that loop too.
+BROWSER_LOOP = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chromium() -> AsyncIterator[Browser]:
+    """One headless Chromium for the session; outside CI a missing browser skips (apt-get
+    install chromium)."""
     if not CHROMIUM.is_file():
         message = f"Chromium is missing at {CHROMIUM}: apt-get install -y chromium"
         if UNDER_CI:
@@ -40,32 +53,57 @@ async def browser() -> AsyncIterator[object]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        launched = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            yield chromium
+            yield launched
         finally:
-            await chromium.close()
+            await launched.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser(chromium: Browser) -> AsyncIterator[Browser]:
+    """The session's Chromium; every context a test opens (``new_context``, ``new_page``) is
+    closed after it, so no cookie, storage or page outlives its test."""
+    assert not chromium.contexts, "a previous test left a browser context open"
+    yield chromium
+    for context in list(chromium.contexts):
+        await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def aiohttp_server() -> AsyncIterator[Callable[..., Awaitable[TestServer]]]:
+    """pytest-aiohttp's ``aiohttp_server``, in the browser tests' event loop."""
+    servers: list[TestServer] = []
+
+    async def start(
+        app: web.Application, *, host: str = "127.0.0.1", port: int | None = None, **kw: object
+    ) -> TestServer:
+        server = TestServer(app, host=host, port=port)
+        await server.start_server(**kw)  # type: ignore[arg-type]
+        servers.append(server)
+        return server
+
+    yield start
+    while servers:
+        await servers.pop().close()
 
 
 @pytest.fixture(scope="session")
-def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A deskbot home with the sample pairs imported and indexed, made once per session with
-    the real CLI (``deskbot import`` then ``deskbot index build``)."""
+def pairs_home(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Path:
+    """A deskbot home with the sample pairs imported and indexed (version ``sample``), made
+    once per session the way ``deskbot import`` and ``deskbot index build`` make it."""
     home = tmp_path_factory.mktemp("deskbot-home")
-    env = {**os.environ, "DESKBOT_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    env.pop("DESKBOT_DATABASE_URL", None)
-    env.pop("DESKBOT_CONFIG", None)
-    for args in (["import", str(SAMPLE_PAIRS)], ["index", "build", "--version", "sample"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "bot", *args],
-            env=env,
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if done.returncode != 0:
-            pytest.fail(f"deskbot {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+
+    async def prepare() -> None:
+        db = Database(f"sqlite+aiosqlite:///{home / 'deskbot.db'}")
+        try:
+            await db.upgrade()
+            await import_file(db, SAMPLE_PAIRS)
+            await build_index(home, db, embedder, version="sample")
+        finally:
+            await db.dispose()
+
+    asyncio.run(prepare())
     return home
 
 
@@ -81,9 +119,12 @@ class LiveServer:
 StartServer = Callable[..., Awaitable[LiveServer]]
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def start_server(
-    sample_home: Path, tmp_path: Path, aiohttp_server: Callable[..., Awaitable[object]]
+    pairs_home: Path,
+    tmp_path: Path,
+    aiohttp_server: Callable[..., Awaitable[object]],
+    embedder: Any,
 ) -> StartServer:
     """Start the real app on 127.0.0.1 over a private copy of the sample home.
 
@@ -93,15 +134,14 @@ async def start_server(
     from bot.app import create_app
     from bot.auth import create_api_key
     from bot.settings import load_settings
-    from bot.storage.db import Database
 
     async def start(policy: str = "hybrid") -> LiveServer:
         home = tmp_path / "home"
         home.mkdir()
-        for item in sample_home.iterdir():
+        for item in pairs_home.iterdir():
             if item.name.startswith("deskbot.db"):
                 shutil.copy2(item, home / item.name)
-        (home / "indexes").symlink_to(sample_home / "indexes")
+        (home / "indexes").symlink_to(pairs_home / "indexes")
         settings = load_settings(
             home=home,
             generation={"backend": "off"},
@@ -113,7 +153,9 @@ async def start_server(
             admin_key = await create_api_key(db, "root", "admin")
         finally:
             await db.dispose()
-        server = await aiohttp_server(create_app(settings, run_jobs=False), host="127.0.0.1")
+        server = await aiohttp_server(
+            create_app(settings, embedder=embedder, run_jobs=False), host="127.0.0.1"
+        )
         url = str(server.make_url("/")).rstrip("/")  # type: ignore[attr-defined]
         return LiveServer(url, home, agent_key, admin_key, settings.sqlalchemy_url)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import aiohttp
 from playwright.async_api import Browser, expect
 
-from tests.web.conftest import StartServer
+from tests.web.conftest import BROWSER_LOOP, StartServer
 from tests.web.pages import TIMEOUT_MS, collect_errors, sign_in
+
+pytestmark = BROWSER_LOOP
 
 
 async def test_admin_revokes_an_agent_key_from_the_page(

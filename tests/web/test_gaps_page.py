@@ -11,8 +11,10 @@ from sqlmodel import col, select
 from bot.storage.db import Database
 from bot.storage.models import Message, TrainingRun
 from tests.bot.gap_fixtures import GIFT_ANSWER, stored_topics
-from tests.web.conftest import StartServer
+from tests.web.conftest import BROWSER_LOOP, StartServer
 from tests.web.pages import TIMEOUT_MS, collect_dialogs, collect_errors, sign_in
+
+pytestmark = BROWSER_LOOP
 
 
 async def test_gaps_page_lists_accepts_and_dismisses(

@@ -16,7 +16,7 @@ import aiohttp
 from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import REPO_ROOT
-from tests.web.conftest import SAMPLE_PAIRS, LiveServer, StartServer
+from tests.web.conftest import BROWSER_LOOP, SAMPLE_PAIRS, LiveServer, StartServer
 from tests.web.pages import (
     TIMEOUT_MS,
     collect_dialogs,
@@ -27,6 +27,8 @@ from tests.web.pages import (
     sign_in,
     widget_messages,
 )
+
+pytestmark = BROWSER_LOOP
 
 DOCS = REPO_ROOT / "docs"
 

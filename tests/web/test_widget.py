@@ -7,14 +7,17 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 
-import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, expect
 
+from tests.web.conftest import BROWSER_LOOP
 from tests.web.fake_widget_api import FakeWidgetApi
 from tests.web.pages import TIMEOUT_MS, collect_errors, open_widget, send, widget_messages
 
+pytestmark = BROWSER_LOOP
 
-@pytest.fixture
+
+@pytest_asyncio.fixture(loop_scope="session")
 async def fake(aiohttp_server: Callable[..., Awaitable[object]]) -> tuple[FakeWidgetApi, str]:
     api = FakeWidgetApi()
     server = await aiohttp_server(api.app(), host="127.0.0.1")
