@@ -113,6 +113,14 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 @pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random BERT with the bundled encoder's tokenizer, built once per session."""
+    from tests.finetune.intent.helpers import tiny_encoder
+
+    return tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture(scope="session")
 def embedder() -> Any:
     from retrieval.embedder import Embedder
 

@@ -8,7 +8,7 @@ import pytest
 
 from bot.ratelimit import MemoryRateLimiter
 from bot.redis_ratelimit import RedisRateLimiter
-from tests.scaleout.conftest import REDIS_URL
+from tests.bot.conftest import REDIS_URL
 
 
 async def test_burst_is_shared_across_processes(redis_prefix: str) -> None:

@@ -13,7 +13,7 @@ from bot.intent import IntentClassifier
 from finetune.intent.data import Examples, split_dev
 from finetune.intent.evaluate import evaluate
 from finetune.intent.train import train_intent
-from tests.finetune.intent_helpers import TINY_HP
+from tests.finetune.intent.helpers import TINY_HP
 
 
 def test_artifact_is_a_plain_hf_peft_directory(tiny_model: Path) -> None:

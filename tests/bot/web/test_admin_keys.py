@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 from playwright.async_api import Browser, expect
 
-from tests.web.conftest import BROWSER_LOOP, StartServer
-from tests.web.pages import TIMEOUT_MS, collect_errors, sign_in
+from tests.bot.web.conftest import BROWSER_LOOP, StartServer
+from tests.bot.web.pages import TIMEOUT_MS, collect_errors, sign_in
 
 pytestmark = BROWSER_LOOP
 

@@ -1,4 +1,4 @@
-"""Scoring the scrubber on the labelled PII set, shared by tests/learning/test_scrub.py and
+"""Scoring the scrubber on the labelled PII set, shared by tests/bot/test_scrub.py and
 benchmarks/scrub.py.
 
 A labelled value is caught when every letter and digit of it lies inside a span the scrubber

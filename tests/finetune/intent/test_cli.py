@@ -17,7 +17,7 @@ from bot.storage.models import Conversation, Message, ModelStatus
 from bot.storage.registry import list_model_versions
 from finetune.intent.artifact import read_metrics
 from finetune.intent.data import Examples
-from tests.finetune.intent_helpers import write_csv
+from tests.finetune.intent.helpers import write_csv
 
 
 @pytest.fixture

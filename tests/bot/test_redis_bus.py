@@ -8,7 +8,7 @@ import redis.asyncio as redis
 
 from bot.events import CLOSED, Event
 from bot.redis_bus import RedisBus
-from tests.scaleout.conftest import REDIS_URL
+from tests.bot.conftest import REDIS_URL
 
 
 async def _next(events: object, within: float = 5.0) -> Event:

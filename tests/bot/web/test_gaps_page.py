@@ -11,8 +11,8 @@ from sqlmodel import col, select
 from bot.storage.db import Database
 from bot.storage.models import Message, TrainingRun
 from tests.bot.gap_fixtures import GIFT_ANSWER, stored_topics
-from tests.web.conftest import BROWSER_LOOP, StartServer
-from tests.web.pages import TIMEOUT_MS, collect_dialogs, collect_errors, sign_in
+from tests.bot.web.conftest import BROWSER_LOOP, StartServer
+from tests.bot.web.pages import TIMEOUT_MS, collect_dialogs, collect_errors, sign_in
 
 pytestmark = BROWSER_LOOP
 

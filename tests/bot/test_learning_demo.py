@@ -18,7 +18,7 @@ from bot.intent import IntentClassifier
 from bot.settings import load_settings
 from bot.storage.models import Message, Role
 from finetune.intent.hparams import IntentHyperParams
-from tests.learning.demo import (
+from tests.bot.learning_demo import (
     LEFT_OUT,
     agent_handles,
     customer_says,

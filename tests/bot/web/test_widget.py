@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 import pytest_asyncio
 from playwright.async_api import Browser, expect
 
-from tests.web.conftest import BROWSER_LOOP
-from tests.web.fake_widget_api import FakeWidgetApi
-from tests.web.pages import TIMEOUT_MS, collect_errors, open_widget, send, widget_messages
+from tests.bot.web.conftest import BROWSER_LOOP
+from tests.bot.web.fake_widget_api import FakeWidgetApi
+from tests.bot.web.pages import TIMEOUT_MS, collect_errors, open_widget, send, widget_messages
 
 pytestmark = BROWSER_LOOP
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from bot.generation.placeholders import PlaceholderStream, extract_values, fill
-from tests.generation.hostile_corpus import CORPUS, MAX_CHARS
+from tests.bot.generation.hostile_corpus import CORPUS, MAX_CHARS
 
 ANSWER = (
     "I understand you want to cancel order {{Order Number}}. Open the "

@@ -29,6 +29,7 @@ from bot.importer import import_file
 from bot.jobs import enqueue
 from bot.storage.db import Database
 from bot.storage.models import ModelVersion, TrainingRun
+from tests.bot.conftest import REDIS_URL
 from tests.conftest import (
     POSTGRES_URL,
     REPO_ROOT,
@@ -38,7 +39,6 @@ from tests.conftest import (
     _postgres_database,
     build_index,
 )
-from tests.scaleout.conftest import REDIS_URL
 
 HUMAN_TEXT = "I need assistance to speak with an agent"  # labelled contact_human_agent
 BITEXT = SHARED_DATA / "bitext" / "bitext_cs_train.csv.gz"
@@ -122,7 +122,7 @@ def cluster(
 ) -> Iterator[Cluster]:
     import uuid
 
-    from tests.scaleout.conftest import _redis_or_skip
+    from tests.bot.conftest import _redis_or_skip
 
     asyncio.run(_redis_or_skip())
     try:

@@ -14,7 +14,7 @@ import pytest
 from bot.errors import InputError
 from bot.scrub import NAMES, Scrubber, ScrubLogFilter, iban_valid, luhn_valid
 from bot.settings import SettingsError, load_settings
-from tests.learning.pii_eval import PII_SET, evaluate, failures, load
+from tests.bot.pii_eval import PII_SET, evaluate, failures, load
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """The retrain job's bookkeeping on a tiny random encoder: registration, gate report, promotion.
 
 The held-out figures are stubbed so the gate's outcome is known; the gate itself is tested in
-test_gate.py and on real models in test_demo.py.
+test_retrain_gate.py and on real models in test_learning_demo.py.
 """
 
 from __future__ import annotations
@@ -20,21 +20,17 @@ from bot.storage.models import Conversation, KnowledgePair, Message, Role
 from bot.storage.registry import active_model_version, list_model_versions
 from finetune.intent.hparams import IntentHyperParams
 from finetune.retrain import EPOCH, add_reply_pairs, retrain_intent
-from tests.finetune.intent_helpers import tiny_encoder
 
 TINY = IntentHyperParams(epochs=1, batch_size=8, bf16=False)
 INTENTS = ("track_order", "cancel_order", "get_refund")
 
 
-@pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_encoder(tmp_path_factory.mktemp("tiny") / "encoder")
-
-
 @pytest.fixture
-async def setup(tmp_path: Path, encoder_dir: Path) -> Any:
+async def setup(tmp_path: Path, tiny_encoder_dir: Path) -> Any:
     settings = load_settings(
-        home=tmp_path, intent={"base_encoder": str(encoder_dir)}, learning={"eval_fraction": 0.3}
+        home=tmp_path,
+        intent={"base_encoder": str(tiny_encoder_dir)},
+        learning={"eval_fraction": 0.3},
     )
     db = Database(settings.sqlalchemy_url)
     await db.upgrade()

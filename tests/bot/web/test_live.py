@@ -15,9 +15,8 @@ from pathlib import Path
 import aiohttp
 from playwright.async_api import Browser, Page, expect
 
-from tests.conftest import REPO_ROOT
-from tests.web.conftest import BROWSER_LOOP, SAMPLE_PAIRS, LiveServer, StartServer
-from tests.web.pages import (
+from tests.bot.web.conftest import BROWSER_LOOP, SAMPLE_PAIRS, LiveServer, StartServer
+from tests.bot.web.pages import (
     TIMEOUT_MS,
     collect_dialogs,
     collect_errors,
@@ -27,6 +26,7 @@ from tests.web.pages import (
     sign_in,
     widget_messages,
 )
+from tests.conftest import REPO_ROOT
 
 pytestmark = BROWSER_LOOP
 

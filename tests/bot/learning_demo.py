@@ -1,4 +1,4 @@
-"""The learning demonstration, shared by tests/learning/test_demo.py and benchmarks/learning.py.
+"""The learning demonstration, shared by tests/bot/test_learning_demo.py and benchmarks/learning.py.
 
 A bot trained on Bitext with three intents left out meets customers asking about them: it hands
 off, agents answer and label through the agent API, the admin runs the retrain job, and the

@@ -1,4 +1,4 @@
-"""Intent-model fixtures: a tiny random encoder, and models trained once per session."""
+"""Intent-model fixtures: models trained once per session (tiny encoder: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,7 @@ import pytest
 
 from finetune.intent.data import Examples
 from finetune.intent.train import train_intent
-from tests.finetune.intent_helpers import (
-    REAL_HP,
-    TINY_HP,
-    banking_with_oos,
-    tiny_encoder,
-)
-
-
-@pytest.fixture(scope="session")
-def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+from tests.finetune.intent.helpers import REAL_HP, TINY_HP, banking_with_oos
 
 
 @pytest.fixture(scope="session")

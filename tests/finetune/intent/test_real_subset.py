@@ -15,7 +15,7 @@ from bot.cli import cli
 from bot.intent import IntentClassifier
 from finetune.intent.data import Examples
 from finetune.intent.evaluate import evaluate
-from tests.finetune.intent_helpers import (
+from tests.finetune.intent.helpers import (
     BANKING_INTENTS,
     HANDWRITTEN_OOS,
     OFF_TOPIC,

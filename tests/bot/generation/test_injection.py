@@ -13,7 +13,7 @@ from bot.generation.remote import RemoteGenerator
 from bot.generation.types import ReplyRequest
 from bot.settings import GenerationSettings
 from retrieval.hit import Hit
-from tests.generation.test_remote import FakeLLM
+from tests.bot.generation.test_remote import FakeLLM
 
 CANCEL = Hit(
     1,
