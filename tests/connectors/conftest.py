@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from connector_fakes import Case, FakePlatform
-from connector_harness import FAST_DELIVERY, Harness, echo_on_inbound
 
 from bot.settings import DeliverySettings
 from bot.storage.db import Database
@@ -18,6 +16,8 @@ from connectors.channels import ConnectorSet
 from connectors.http import make_webhook_app
 from connectors.outbox import DeliveryWorker
 from connectors.registry import get_connector_class
+from tests.connectors.fakes import Case, FakePlatform
+from tests.connectors.harness import FAST_DELIVERY, Harness, echo_on_inbound
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -1,15 +1,13 @@
-"""Registry, per-channel settings and the Telegram set-webhook command."""
+"""The connector registry and per-channel settings: typed, masked, and checked at start-up."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from connector_fakes import FakePlatform
 
 from bot.cli import cli
 from bot.errors import SettingsError
@@ -100,55 +98,6 @@ def test_bad_channel_settings_name_the_channel_and_option(
 def test_channel_names_must_fit_the_webhook_path() -> None:
     with pytest.raises(SettingsError, match="channel name 'Bad Name'"):
         load_settings(connectors={"channels": {"Bad Name": TELEGRAM}})
-
-
-async def test_telegram_set_webhook_registers_url_and_secret(
-    aiohttp_server: Any, tmp_path: Path
-) -> None:
-    fake = FakePlatform(
-        lambda rec: (200, {"ok": True, "result": True, "description": "Webhook was set"})
-    )
-    server = await aiohttp_server(fake.app)
-    config = tmp_path / "deskbot.toml"
-    config.write_text(
-        '[connectors.channels.main]\nconnector = "telegram"\n'
-        'bot_token = "123456:ABC-DEF-0123456789"\nsecret_token = "tg_secret-1-0123456789"\n'
-        f'api_base = "{str(server.make_url("")).rstrip("/")}"\n'
-    )
-    runner = CliRunner()
-    args = [
-        "--config",
-        str(config),
-        "telegram",
-        "set-webhook",
-        "--channel",
-        "main",
-        "--url",
-        "https://bot.example.com",
-    ]
-    result = await asyncio.to_thread(runner.invoke, cli, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    assert "https://bot.example.com/webhooks/telegram/main" in result.output
-    [call] = fake.requests
-    assert call.path == "/bot123456:ABC-DEF-0123456789/setWebhook"
-    assert call.json()["url"] == "https://bot.example.com/webhooks/telegram/main"
-    assert call.json()["secret_token"] == "tg_secret-1-0123456789"
-    assert "callback_query" in call.json()["allowed_updates"]  # quick-reply presses
-
-    fake.fail_next(
-        400,
-        {
-            "ok": False,
-            "error_code": 400,
-            "description": "Bad Request: bad webhook: HTTPS url must be provided",
-        },
-    )
-    result = await asyncio.to_thread(runner.invoke, cli, args)
-    assert result.exit_code != 0
-    assert "bad webhook" in str(result.exception)
-    result = await asyncio.to_thread(runner.invoke, cli, [*args[:-1], "http://bot.example.com"])
-    assert "https" in str(result.exception)
-    assert len(fake.requests) == 2  # the http URL was refused before calling Telegram
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,13 @@ webhook app, a delivery worker and a fake platform wired together."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp.test_utils import TestClient, TestServer
-from connector_fakes import Case, FakePlatform
 from sqlmodel import func, select
 
 from bot.settings import DeliverySettings
@@ -19,6 +20,7 @@ from connectors.base import Connector, InboundMessage
 from connectors.channels import ConnectorSet
 from connectors.outbox import DeliveryWorker, enqueue, outbound_for
 from connectors.quick_replies import quick_replies_meta
+from tests.connectors.fakes import CASES, Case, FakePlatform, Recorded, eventually
 
 FAST_DELIVERY = DeliverySettings(
     max_attempts=6,
@@ -121,3 +123,45 @@ class Harness:
 
 async def customer_messages(db: Database) -> int:
     return await count(db, Message, Message.role == Role.CUSTOMER)
+
+
+# Shared by the per-platform test files.
+
+CASE = {c.connector: c for c in CASES}
+
+LABELS = ["Cancel an order", "Change an order", "Something else"]
+
+# The second label is longer than Messenger's and WhatsApp's 20-character button titles.
+LONG_LABELS = ["Cancel an order", "Change the delivery address", "Something else"]
+
+NUMBERED = "\n\n1. Cancel an order\n2. Change an order\n3. Something else\nReply with a number."
+
+
+async def post_payload(h: Harness, data: dict[str, Any], **extra: str) -> Any:
+    """Post ``data`` signed, as the platform sends it (a form or JSON)."""
+    body = urlencode(data).encode() if h.case.form else json.dumps(data).encode()
+    return await h.post(body, {**h.case.sign(body, h.url), **extra})
+
+
+async def outbox_status(h: Harness, status: str) -> Any:
+    """The outbox rows once every one has ``status``, else None (for ``eventually``)."""
+    rows = await outbox_rows(h.db)
+    return rows if rows and all(r.status == status for r in rows) else None
+
+
+async def offer(h: Harness) -> Recorded:
+    """The customer writes; the echo reply, offering the harness's quick replies, is sent."""
+    assert (await h.post_valid()).status == 200
+    await eventually(lambda: h.fake.requests)
+    return h.fake.requests[0]
+
+
+async def post_json(h: Harness, data: dict[str, Any]) -> Any:
+    body = json.dumps(data).encode()
+    return await h.post(body, h.case.sign(body, h.url))
+
+
+async def answered(h: Harness, n: int) -> Recorded:
+    """The ``n``-th send (1-based): the echo of the ``n``-th customer message."""
+    await eventually(lambda: len(h.fake.requests) >= n)
+    return h.fake.requests[n - 1]

@@ -7,8 +7,6 @@ from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
-from connector_fakes import CASES, FakePlatform, eventually
-from connector_harness import FAST_DELIVERY, outbox_rows
 from sqlmodel import select
 
 from bot.errors import ConflictError, InputError
@@ -26,6 +24,8 @@ from connectors.outbox import (
     retry_dead_letter,
 )
 from connectors.registry import build_channel_config
+from tests.connectors.fakes import CASES, FakePlatform, eventually
+from tests.connectors.harness import FAST_DELIVERY, outbox_rows
 
 WEBHOOK = next(c for c in CASES if c.connector == "webhook")
 

@@ -6,10 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from connector_fakes import CASES, Case, eventually, free_port
-from connector_harness import Harness, customer_messages, outbox_rows
 
 from bot.storage.models import OutboxStatus
+from tests.connectors.fakes import CASES, Case, eventually, free_port
+from tests.connectors.harness import Harness, customer_messages, outbox_rows
 
 ids = [c.connector for c in CASES]
 

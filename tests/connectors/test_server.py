@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from connector_fakes import CASES, FakePlatform, eventually, payload
 from sqlmodel import select
 
 from bot.api.common import SERVICES
 from bot.auth import create_api_key
 from bot.settings import load_settings
 from bot.storage.models import Message, Role
+from tests.connectors.fakes import CASES, FakePlatform, eventually, payload
 
 TELEGRAM = next(c for c in CASES if c.connector == "telegram")
 
