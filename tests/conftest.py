@@ -28,6 +28,18 @@ POSTGRES_URL = os.environ.get(
 UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+# Fixtures that load a real bundled model: a test using one, directly or through another
+# fixture, is marked ``slow`` here, so ``pytest -m "not slow"`` (``make test-quick``) leaves out
+# every such test without each having to say so.
+REAL_MODEL_FIXTURES = frozenset({"embedder", "real_model"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
