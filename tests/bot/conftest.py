@@ -14,7 +14,7 @@ import pytest
 from bot.settings import Settings, load_settings
 from finetune.intent.train import train_intent
 from tests.conftest import UNDER_CI
-from tests.finetune.intent.helpers import TINY_HP, banking_with_oos
+from tests.finetune.intent.helpers import TINY_HP, banking_sample
 
 
 @pytest.fixture
@@ -43,11 +43,9 @@ async def make_client(
 
 
 @pytest.fixture(scope="session")
-def model_dir(
-    tmp_path_factory: pytest.TempPathFactory, shared_data: Path, tiny_encoder_dir: Path
-) -> Path:
+def model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: Path) -> Path:
     """An intent model on a tiny random encoder: 4 banking intents and out-of-scope."""
-    examples = banking_with_oos(shared_data, per_intent=12, seed=3)
+    examples = banking_sample("small")
     out = tmp_path_factory.mktemp("intent") / "model"
     return train_intent(examples, TINY_HP, out, progress=False, base_encoder=str(tiny_encoder_dir))
 

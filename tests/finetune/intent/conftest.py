@@ -8,17 +8,17 @@ import pytest
 
 from finetune.intent.data import Examples
 from finetune.intent.train import train_intent
-from tests.finetune.intent.helpers import REAL_HP, TINY_HP, banking_with_oos
+from tests.finetune.intent.helpers import REAL_HP, TINY_HP, banking_sample
 
 
 @pytest.fixture(scope="session")
-def banking_train(shared_data: Path) -> Examples:
-    return banking_with_oos(shared_data, per_intent=30, seed=1)
+def banking_train() -> Examples:
+    return banking_sample("train")
 
 
 @pytest.fixture(scope="session")
-def banking_test(shared_data: Path) -> Examples:
-    return banking_with_oos(shared_data, per_intent=15, seed=1, skip=30)
+def banking_test() -> Examples:
+    return banking_sample("test")
 
 
 @pytest.fixture(scope="session")

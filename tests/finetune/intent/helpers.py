@@ -1,4 +1,4 @@
-"""Shared builders for intent tests: real data subsets and a tiny random encoder."""
+"""Shared builders for intent tests: the in-repo Banking77 sample and a tiny random encoder."""
 
 from __future__ import annotations
 
@@ -54,6 +54,19 @@ def tiny_encoder(path: Path) -> Path:
     BertModel(config, add_pooling_layer=False).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "banking_sample.csv"
+
+
+def banking_sample(split: str) -> Examples:
+    """One split of tests/data/banking_sample.csv: ``train`` (30 per label), ``test`` (15 per
+    label, none in train) or ``small`` (12 per label), drawn by :func:`banking_with_oos`."""
+    with SAMPLE.open(encoding="utf-8", newline="") as fh:
+        rows = [(r["text"], r["intent"]) for r in csv.DictReader(fh) if r["split"] == split]
+    if not rows:
+        raise ValueError(f"no split {split!r} in {SAMPLE}")
+    return Examples.from_pairs(rows)
 
 
 def banking_with_oos(data_dir: Path, per_intent: int, seed: int, skip: int = 0) -> Examples:
