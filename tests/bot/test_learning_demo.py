@@ -72,7 +72,7 @@ async def test_bot_learns_left_out_intents_from_agents(
     answered = [a for a in actions if a in ("answer", "fill", "ask")]
     assert len(answered) <= len(actions) // 10, actions
     old = IntentClassifier.load(svc.runtime.models.intent.path)  # type: ignore[union-attr]
-    before = left_out_accuracy(old, scenario.new_wording)
+    assert set(LEFT_OUT).isdisjoint(old.labels)  # the first model never saw them
 
     # The admin starts the retrain job; customers keep asking while it runs and swaps models.
     resp = await client.post(
@@ -88,14 +88,15 @@ async def test_bot_learns_left_out_intents_from_agents(
     traffic: list[int] = []
     after_swap = 0
     while after_swap < 3:
-        # Pairs of concurrent customers, so requests are in flight when the models swap.
+        # Pairs of concurrent customers, so requests are in flight when the models swap; a
+        # pair every half second leaves the CPU to the training it waits for.
         bodies = await asyncio.gather(
             customer_says(client, "I want to track my order"),
             customer_says(client, "how do I cancel my order?"),
         )
         traffic += [body["message"]["id"] for _, body in bodies]
         after_swap += job.done()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
     await job
     finished = await (
         await client.get(f"/api/v1/admin/training-runs/{run_id}", headers=admin)
@@ -143,9 +144,8 @@ async def test_bot_learns_left_out_intents_from_agents(
                 and (reply["text"] in agent_answers[intent])
             )
     after = left_out_accuracy(svc.runtime.models.intent, scenario.new_wording)
-    print(f"\nleft-out intents, new wordings: before {before}, after {after}")
+    print(f"\nleft-out intents, new wordings, recognised after retraining: {after}")
     print(f"answered automatically after retraining: {answered}/{total}")
     print(f"gate: {report['reasons']}")
-    assert all(v == 0.0 for v in before.values())
     assert sum(after.values()) / len(after) >= 0.6, after
     assert answered >= total // 2, (answered, total)
