@@ -21,7 +21,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install prepare run test lint bench clean lock audit
+.PHONY: install prepare run test test-quick lint bench clean lock audit
 
 install: $(STAMP)
 
@@ -68,8 +68,14 @@ prepare: install
 run: prepare
 	$(VENV)/bin/deskbot serve
 
+# --durations: the slowest tests are named at the end of every run (CI included), so a test that
+# starts to cost minutes is seen the day it does.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
+
+# The tests that need no real model (not marked slow): a quick loop while editing.
+test-quick: install
+	$(PY) -m pytest -q -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check bot retrieval finetune connectors tests benchmarks

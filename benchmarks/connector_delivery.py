@@ -37,8 +37,8 @@ from bot.storage.deliveries import OutboxTable, enqueue, outbound_for
 from bot.storage.messages import get_or_create_conversation, store_message
 from bot.storage.models import Outbox, OutboxStatus, Role
 from connectors.base import Connector, InboundMessage
-from connectors.connector_set import ConnectorSet
 from connectors.config import DeliverySettings
+from connectors.connector_set import ConnectorSet
 from connectors.http import make_webhook_app
 from connectors.meta.common import meta_signature
 from connectors.outbox import DeliveryWorker

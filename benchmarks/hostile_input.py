@@ -4,7 +4,7 @@ Starts one `deskbot serve` on a copy of a home that `deskbot prepare` made (the 
 imported and indexed, and a first intent model unless --no-intent), with generation off and
 policy auto: the reply path of issue #20, where the best retrieved answer is filled from the
 customer's text. Then, for each
-text of tests/generation/hostile_corpus.py and a plain question for comparison:
+text of tests/bot/generation/hostile_corpus.py and a plain question for comparison:
 
 1. CPU: the message is sent alone, in a new conversation; the server's CPU time (all its
    threads, from /proc/<pid>/task/*/schedstat, in nanoseconds) is read before the request
@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import load  # the load benchmark's server helpers
 
-from tests.generation.hostile_corpus import CORPUS
+from tests.bot.generation.hostile_corpus import CORPUS
 
 PLAIN = "How can I cancel my order?"
 CPU_TARGET_MS = 50.0

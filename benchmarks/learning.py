@@ -1,9 +1,9 @@
 # ruff: noqa: E402 - sys.path and the environment are set before the imports
-"""Learning from the logs, end to end: the demonstration of tests/learning/test_demo.py, larger.
+"""Learning from the logs, end to end: the demonstration of tests/bot/test_learning_demo.py, larger.
 
     flock /tmp/deskbot-cpu.lock .venv/bin/python benchmarks/learning.py [--per-intent 25 ...]
 
-Bitext with three intents left out (tests/learning/demo.py): the bot is trained on the other 24,
+Bitext with three intents left out (tests/bot/learning_demo.py): the bot is trained on the other 24,
 customers ask about the left-out ones through the widget API, simulated agents answer and label
 them through the agent API, the admin starts the retrain job through the admin API (run by the
 server's JobRunner as a `deskbot retrain` child process) while customers keep asking.
@@ -42,7 +42,7 @@ from bot.settings import load_settings
 from finetune.intent.classifier import IntentClassifier
 from finetune.intent.hparams import IntentHyperParams
 from retrieval.embedder import Embedder
-from tests.learning.demo import (
+from tests.bot.learning_demo import (
     agent_handles,
     customer_says,
     left_out_accuracy,

@@ -5,7 +5,7 @@ CPU cost per line, linear time on hostile input, and what it changes in real sup
     .venv/bin/python benchmarks/scrub.py [--bitext-rows 24183]
 
 Reads the labelled set benchmarks/data/pii_set.jsonl (benchmarks/pii_set.py writes it) and
-scores :class:`bot.scrub.Scrubber` as tests/learning/pii_eval.py defines: a value is caught when
+scores :class:`bot.scrub.Scrubber` as tests/bot/pii_eval.py defines: a value is caught when
 every letter and digit of it is replaced, a negative line is a false positive when anything in
 it changes. With ../shared/data present, also counts the Bitext questions and answers it
 changes (Bitext holds no customer data, so each change there is a false positive or a company
@@ -30,7 +30,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 
 from bot.scrub import Scrubber
-from tests.learning.pii_eval import PII_SET, evaluate, failures, load
+from tests.bot.pii_eval import PII_SET, evaluate, failures, load
 
 BITEXT = ROOT.parent / "shared" / "data" / "bitext" / "bitext_cs_train.csv.gz"
 CUCOM = ROOT.parent / "shared" / "data" / "cucom" / "cucom_ecommerce.jsonl.gz"

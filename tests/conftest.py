@@ -28,6 +28,18 @@ POSTGRES_URL = os.environ.get(
 UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+# Fixtures that load a real bundled model: a test using one, directly or through another
+# fixture, is marked ``slow`` here, so ``pytest -m "not slow"`` (``make test-quick``) leaves out
+# every such test without each having to say so.
+REAL_MODEL_FIXTURES = frozenset({"embedder", "real_model"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
@@ -113,21 +125,34 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 @pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random BERT with the bundled encoder's tokenizer, built once per session."""
+    from tests.finetune.intent.helpers import tiny_encoder
+
+    return tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture(scope="session")
 def embedder() -> Any:
     from retrieval.embedder import Embedder
 
     return Embedder()
 
 
-async def build_index(home: Path, db: Database, embedder: Any) -> str:
+async def build_index(home: Path, db: Database, embedder: Any, version: str | None = None) -> str:
+    """Index the active pairs and activate the index, registered as ``deskbot index build``
+    registers it."""
     from bot.storage.pairs import StoredPairs
     from retrieval.build import build_from_source
+    from retrieval.manifest import read_manifest
     from retrieval.store import IndexStore
 
     store = IndexStore(home / "indexes")
-    path = await build_from_source(StoredPairs(db), store, embedder)
+    path = await build_from_source(StoredPairs(db), store, embedder, version=version)
     store.activate(path.name)
-    await register_model_version(db, "index", path.name, path, {})
+    manifest = read_manifest(path)
+    metrics = {"count": manifest.count, "kind": manifest.kind, "model": manifest.model}
+    await register_model_version(db, "index", path.name, path, metrics)
     await activate_model_version(db, "index", path.name)
     return path.name
 

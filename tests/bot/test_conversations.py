@@ -119,11 +119,14 @@ async def test_clarification_answered_through_a_quick_reply(make_client: Any) ->
     listed = await (await client.get(f"/api/v1/conversations/{conv}/messages", headers=auth)).json()
     assert listed["messages"][-1]["quick_replies"] == labels  # the widget draws them again
 
+    offered = (await stored(client, Conversation, conv)).state["clarify"]["options"]
+    assert len(offered) == len(labels) - 1  # one button per intent, then "Something else"
+
     picked = (await say(client, conv, auth, labels[1]))["reply"]
-    options = (await stored(client, Conversation, conv)).state
+    state = (await stored(client, Conversation, conv)).state
     assert picked["status"] == "sent" and picked["action"] in ("answer", "ask")
-    assert picked["intent"] is not None and picked["intent"] != "human_agent"
-    assert options["clarify"] is None and options["active_intent"] == picked["intent"]
+    assert picked["intent"] == offered[1]  # the button pressed, not a guess at its text
+    assert state["clarify"] is None and state["active_intent"] == offered[1]
 
 
 async def test_clarification_that_fails_twice_hands_off(make_client: Any) -> None:

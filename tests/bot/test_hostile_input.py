@@ -6,8 +6,8 @@ import asyncio
 import time
 from typing import Any
 
+from tests.bot.generation.hostile_corpus import CORPUS, WORST_CASE
 from tests.bot.test_server import start
-from tests.generation.hostile_corpus import CORPUS, WORST_CASE
 
 NO_LIMITS = {
     "rate_limit_per_conversation": 1000.0,

@@ -10,7 +10,7 @@ import pytest
 
 from bot.errors import ModelError
 from finetune.intent.classifier import IntentClassifier, IntentPrediction
-from tests.finetune.intent_helpers import SAMPLE_QUERIES, with_config
+from tests.finetune.intent.helpers import SAMPLE_QUERIES, with_config
 
 TEXTS = [*SAMPLE_QUERIES, "hi"]
 

@@ -27,7 +27,7 @@ from finetune.intent.frozen_head import (
     save_head,
 )
 from retrieval.store import IndexStore
-from tests.finetune.intent_helpers import SAMPLE_QUERIES, with_config
+from tests.finetune.intent.helpers import SAMPLE_QUERIES, with_config
 from tests.retrieval.conftest import PAIRS, BagOfWordsEncoder
 
 TEXTS = list(SAMPLE_QUERIES)

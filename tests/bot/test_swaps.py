@@ -14,6 +14,7 @@ from aiohttp import web
 from bot.api.common import SERVICES
 from bot.settings import load_settings
 from bot.storage.model_versions import register_model_version
+from bot.storage.models import Message
 from tests.bot.test_server import keys, say, start
 
 CANCEL = "How can I cancel my order?"
@@ -116,7 +117,11 @@ async def test_intent_activation_during_traffic_loses_no_request(
     resp = await client.post("/api/v1/admin/models/intent/tiny/activate", headers=admin)
     assert resp.status == 200, await resp.text()
     statuses = await asyncio.gather(*tasks)
-    assert len(statuses) == 24
     assert set(statuses) <= {"sent", "pending_review", "handoff"}
     assert svc.runtime.models.versions["intent"] == "tiny"
-    assert svc.runtime.models.intent is not None
+    # The next message is read by the model just activated.
+    conv, auth = await start(client)
+    after = await say(client, conv, auth, CANCEL)
+    async with svc.db.session() as s:
+        stored = await s.get(Message, after["message"]["id"])
+    assert stored is not None and stored.model_versions.get("intent") == "tiny"

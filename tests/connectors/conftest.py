@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from connector_fakes import Case, FakePlatform
-from connector_harness import FAST_DELIVERY, Harness, echo_on_inbound
 
 from bot.storage.db import Database
 from bot.storage.deliveries import OutboxTable
 from connectors.base import Connector, InboundMessage
-from connectors.connector_set import ConnectorSet
 from connectors.config import DeliverySettings
+from connectors.connector_set import ConnectorSet
 from connectors.http import make_webhook_app
 from connectors.outbox import DeliveryWorker
 from connectors.registration import get_connector_class
+from tests.connectors.fakes import Case, FakePlatform
+from tests.connectors.harness import FAST_DELIVERY, Harness, echo_on_inbound
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

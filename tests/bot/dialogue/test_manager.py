@@ -46,31 +46,42 @@ UNSURE = Reading(
     in_domain=True,
 )
 
-# (name, state, reading, expected act, expected intent)
+# (name, state, reading, expected act, expected intent, expected reason: which rule fired)
 TABLE = [
-    ("greeting", FRESH, Reading(smalltalk="greet"), Act.SMALLTALK, None),
+    ("greeting", FRESH, Reading(smalltalk="greet"), Act.SMALLTALK, None, "small talk: greet"),
     (
         "thanks keeps the pending value",
         PENDING,
         Reading(smalltalk="thanks", slot=NOTHING),
         Act.SMALLTALK,
         None,
+        "small talk: thanks",
     ),
-    ("explicit human", FRESH, Reading(human=True), Act.HANDOFF, None),
+    ("explicit human", FRESH, Reading(human=True), Act.HANDOFF, None, "customer asked for a human"),
     (
         "explicit human wins over a pending value",
         PENDING,
         Reading(human=True, slot=VALUE),
         Act.HANDOFF,
         None,
+        "customer asked for a human",
     ),
-    ("confident question", FRESH, CONFIDENT_CANCEL, Act.ANSWER, "cancel_order"),
+    (
+        "explicit human wins over a clarification",
+        CLARIFYING,
+        Reading(human=True, choice="cancel_order"),
+        Act.HANDOFF,
+        None,
+        "customer asked for a human",
+    ),
+    ("confident question", FRESH, CONFIDENT_CANCEL, Act.ANSWER, "cancel_order", "confident intent"),
     (
         "bare value completes the pending intent",
         PENDING,
         Reading(None, "out_of_scope", slot=VALUE),
         Act.FILL,
         "cancel_order",
+        "value given for the pending intent",
     ),
     (
         "value in a sentence read as another intent",
@@ -78,6 +89,7 @@ TABLE = [
         Reading("track_order", "confident", slot=VALUE),
         Act.FILL,
         "cancel_order",
+        "value given for the pending intent",
     ),
     (
         "clear new question wins over the pending slot",
@@ -85,6 +97,7 @@ TABLE = [
         Reading("get_refund", "confident", slot=NOTHING),
         Act.ANSWER,
         "get_refund",
+        "confident intent",
     ),
     (
         "no value: asked once more",
@@ -92,6 +105,7 @@ TABLE = [
         Reading(None, "out_of_scope", slot=SlotReading(None, True, False)),
         Act.ASK,
         "cancel_order",
+        "value invalid",
     ),
     (
         "yes is no value",
@@ -99,14 +113,48 @@ TABLE = [
         Reading(smalltalk="affirm", slot=NOTHING),
         Act.ASK,
         "cancel_order",
+        "value missing",
     ),
-    ("unsure in domain: clarify", FRESH, UNSURE, Act.CLARIFY, None),
+    (
+        "a follow-up that gives no value: asked once more",
+        PENDING,
+        Reading(None, "out_of_scope", slot=NOTHING, elliptical=True),
+        Act.ASK,
+        "cancel_order",
+        "value missing",
+    ),
+    (
+        "asked twice already: answered without the value",
+        replace(PENDING, pending=replace(PENDING.pending, attempts=1)),
+        Reading(smalltalk="affirm", slot=NOTHING),
+        Act.FILL,
+        "cancel_order",
+        "went on without the value",
+    ),
+    (
+        "no is no value to give: answered without it",
+        PENDING,
+        Reading(smalltalk="deny", slot=NOTHING),
+        Act.FILL,
+        "cancel_order",
+        "customer has no value to give",
+    ),
+    ("unsure in domain: clarify", FRESH, UNSURE, Act.CLARIFY, None, "unsure of the intent"),
     (
         "low confidence in domain: clarify",
         FRESH,
         replace(UNSURE, verdict="out_of_scope"),
         Act.CLARIFY,
         None,
+        "unsure of the intent",
+    ),
+    (
+        "unsure, but only excluded intents likely: capabilities",
+        FRESH,
+        Reading("oos", "ambiguous", (("oos", 0.6), ("contact_human_agent", 0.3)), in_domain=True),
+        Act.CAPABILITIES,
+        None,
+        "out of domain",
     ),
     (
         "out of domain: capabilities",
@@ -114,16 +162,39 @@ TABLE = [
         Reading("oos", "out_of_scope", in_domain=False),
         Act.CAPABILITIES,
         None,
+        "out of domain",
     ),
-    ("no model, nothing known: capabilities", FRESH, Reading(), Act.CAPABILITIES, None),
-    ("option picked", CLARIFYING, Reading(choice="change_order"), Act.ANSWER, "change_order"),
-    ("something else hands off", CLARIFYING, Reading(choice=OTHER), Act.HANDOFF, None),
+    (
+        "no model, nothing known: capabilities",
+        FRESH,
+        Reading(),
+        Act.CAPABILITIES,
+        None,
+        "no intent model",
+    ),
+    (
+        "option picked",
+        CLARIFYING,
+        Reading(choice="change_order"),
+        Act.ANSWER,
+        "change_order",
+        "intent picked from quick replies",
+    ),
+    (
+        "something else hands off",
+        CLARIFYING,
+        Reading(choice=OTHER),
+        Act.HANDOFF,
+        None,
+        "none of the offered intents",
+    ),
     (
         "a miss clarifies again",
         CLARIFYING,
         Reading("oos", "out_of_scope", in_domain=True),
         Act.CLARIFY,
         None,
+        "clarification not understood",
     ),
     (
         "a line far from the domain leaves the clarification",
@@ -131,6 +202,7 @@ TABLE = [
         Reading("oos", "out_of_scope", in_domain=False),
         Act.CAPABILITIES,
         None,
+        "out of domain",
     ),
     (
         "a confident new question leaves the clarification",
@@ -138,6 +210,7 @@ TABLE = [
         Reading("get_refund", "confident"),
         Act.ANSWER,
         "get_refund",
+        "confident intent",
     ),
     (
         "follow-up read with the topic",
@@ -145,6 +218,7 @@ TABLE = [
         Reading("oos", "out_of_scope", context_intent="get_refund"),
         Act.ANSWER,
         "get_refund",
+        "follow-up read with the previous turns",
     ),
     (
         "topic switch beats the follow-up",
@@ -152,6 +226,7 @@ TABLE = [
         replace(CONFIDENT_CANCEL, context_intent="get_refund"),
         Act.ANSWER,
         "cancel_order",
+        "confident intent",
     ),
     (
         "new value for the topic's slot",
@@ -159,6 +234,7 @@ TABLE = [
         Reading(None, "out_of_scope", slot=VALUE, slot_name="Order Number"),
         Act.FILL,
         "get_refund",
+        "new value for the current topic",
     ),
     (
         "a confident human intent is not answered",
@@ -166,18 +242,33 @@ TABLE = [
         Reading("contact_human_agent", "confident"),
         Act.CAPABILITIES,
         None,
+        "out of domain",
     ),
 ]
+ACTS_COVERED = {t[3] for t in TABLE}
 
 
 @pytest.mark.parametrize(
-    ("state", "reading", "act", "intent"), [t[1:] for t in TABLE], ids=[t[0] for t in TABLE]
+    ("state", "reading", "act", "intent", "reason"),
+    [t[1:] for t in TABLE],
+    ids=[t[0] for t in TABLE],
 )
-def test_table(state: DialogueState, reading: Reading, act: Act, intent: str | None) -> None:
+def test_table(
+    state: DialogueState, reading: Reading, act: Act, intent: str | None, reason: str
+) -> None:
     plan = plan_turn(state, "what is this message about then", reading, exclude=EXCLUDE)
-    assert plan.act == act, plan.reason
+    assert (plan.act, plan.reason) == (act, reason)
     assert plan.intent == intent
     assert plan.state.turns == state.turns + 1
+    if act in (Act.HANDOFF, Act.ANSWER, Act.FILL):
+        # Nothing is left waiting once the bot answers or hands off.
+        assert plan.state.pending is None and plan.state.clarify is None
+    if act == Act.SMALLTALK:
+        assert plan.state.pending == state.pending  # the value may still come next
+
+
+def test_the_table_covers_every_act() -> None:
+    assert ACTS_COVERED == set(Act)
 
 
 def test_fill_remembers_the_value_and_clears_the_pending_slot() -> None:
