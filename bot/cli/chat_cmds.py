@@ -3,27 +3,77 @@
 from __future__ import annotations
 
 import asyncio
-import socket
+import contextlib
 import sys
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import click
 from aiohttp import web
 
 from bot.cli.app import CliContext, cli, pass_ctx, run_async
+from bot.errors import DeskbotError
+from bot.settings import Settings
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@contextlib.asynccontextmanager
+async def local_server(settings: Settings) -> AsyncIterator[str]:
+    """The server ``deskbot serve`` runs, in this process on a free local port, without jobs.
+
+    Yields its base URL; stops it (and closes its models) on the way out.
+    """
+    from bot.app import create_app
+
+    runner = web.AppRunner(create_app(settings, run_jobs=False), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+class WidgetClient:
+    """One conversation through the widget API: what the widget and ``deskbot chat`` send."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http = http
+        self.url = url
+        self.conversation_id: int | None = None
+        self._auth: dict[str, str] = {}
+
+    async def start(self) -> int:
+        async with self.http.post(f"{self.url}/api/v1/conversations", json={}) as r:
+            conv = await r.json()
+        if r.status >= 300:
+            raise DeskbotError(f"opening a conversation failed: {conv['error']['message']}")
+        self.conversation_id = int(conv["id"])
+        self._auth = {"Authorization": f"Bearer {conv['token']}"}
+        return self.conversation_id
+
+    async def send(self, text: str) -> tuple[int, dict[str, Any]]:
+        """Send a customer message; the HTTP status and the JSON body (``reply``, or ``error``)."""
+        async with self.http.post(
+            f"{self.url}/api/v1/conversations/{self.conversation_id}/messages",
+            json={"text": text},
+            headers=self._auth,
+        ) as r:
+            return r.status, await r.json()
+
+
+def reply_meta(reply: dict[str, Any]) -> str:
+    """``[status, action, intent]`` of a reply, as the terminal shows it."""
+    shown = [reply.get("status"), reply.get("action"), reply.get("intent")]
+    return "[" + ", ".join(str(x) for x in shown if x) + "]"
 
 
 async def _session(url: str) -> None:
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{url}/api/v1/conversations", json={}) as r:
-            conv = await r.json()
-        auth = {"Authorization": f"Bearer {conv['token']}"}
+        client = WidgetClient(http, url)
+        await client.start()
         click.echo("Type a message (empty line or Ctrl-D to quit).", err=True)
         loop = asyncio.get_running_loop()
         while True:
@@ -31,25 +81,18 @@ async def _session(url: str) -> None:
             text = line.strip()
             if not text:
                 return
-            async with http.post(
-                f"{url}/api/v1/conversations/{conv['id']}/messages",
-                json={"text": text},
-                headers=auth,
-            ) as r:
-                body = await r.json()
-            if r.status != 200:
+            status, body = await client.send(text)
+            if status != 200:
                 click.echo(f"error: {body['error']['message']}", err=True)
                 continue
             reply = body["reply"] or {}
-            shown = [reply.get("status"), reply.get("action"), reply.get("intent")]
-            meta = "[" + ", ".join(str(x) for x in shown if x) + "]"
             if reply.get("text"):
                 click.echo(f"bot: {reply['text']}")
                 for n, label in enumerate(reply.get("quick_replies") or [], 1):
                     click.echo(f"  {n}. {label}")
             elif reply.get("status") == "pending_review":
                 click.echo("bot: (a reply is waiting for an agent's review)")
-            click.echo(click.style(meta, dim=True), err=True)
+            click.echo(click.style(reply_meta(reply), dim=True), err=True)
 
 
 @cli.command()
@@ -62,16 +105,7 @@ def chat(ctx: CliContext, url: str | None) -> None:
         if url:
             await _session(url.rstrip("/"))
             return
-        from bot.app import create_app
-
-        runner = web.AppRunner(create_app(ctx.settings, run_jobs=False), access_log=None)
-        await runner.setup()
-        port = _free_port()
-        site = web.TCPSite(runner, "127.0.0.1", port)
-        await site.start()
-        try:
-            await _session(f"http://127.0.0.1:{port}")
-        finally:
-            await runner.cleanup()
+        async with local_server(ctx.settings) as local:
+            await _session(local)
 
     run_async(go())
