@@ -107,7 +107,7 @@ def test_stream_preview_reads_as_the_final_reply():
 
 def test_stream_previews_match_the_final_text_for_the_bundled_answers():
     """Every bundled Bitext answer with slots streams to the text the final fill gives."""
-    sample = Path(__file__).resolve().parents[2] / "examples" / "sample_pairs.csv"
+    sample = Path(__file__).resolve().parents[3] / "examples" / "sample_pairs.csv"
     with open(sample, encoding="utf-8", newline="") as f:
         answers = [row["response"] for row in csv.DictReader(f) if "{{" in row["response"]]
     assert len(answers) > 100
