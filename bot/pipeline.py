@@ -347,7 +347,8 @@ class ReplyPipeline:
         pred = understood.prediction
         sure = self._sure(understood)
         guess = understood.smalltalk
-        pointing_back = bool(state.active_intent) and looks_elliptical(text)
+        points_back = looks_elliptical(text)
+        pointing_back = bool(state.active_intent) and points_back
         human = self._asks_for_human(understood, sure, pointing_back)
         smalltalk = None
         closed = guess is not None and guess.closed
@@ -375,7 +376,7 @@ class ReplyPipeline:
             smalltalk=None if elsewhere else smalltalk,
             human=human,
             in_domain=not elsewhere and understood.domain_score >= cfg.in_domain_score,
-            elliptical=not elsewhere and not closed and looks_elliptical(text),
+            elliptical=not elsewhere and not closed and points_back,
         )
         if elsewhere:
             return reading, {}

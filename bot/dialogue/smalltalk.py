@@ -401,6 +401,7 @@ class SmallTalkModel:
         self._texts = [t for texts in examples.values() for t in texts]
         self._labels = [label for label, texts in examples.items() for _ in texts]
         self._social = np.array([label in SOCIAL for label in self._labels])
+        self._human = np.array([label == HUMAN for label in self._labels])
         self._vocabulary = _social_vocabulary(examples)
         self._long_words = sorted(w for w in self._vocabulary if len(w) >= 4)
         self._chars = TfidfVectorizer(
@@ -455,7 +456,6 @@ class SmallTalkModel:
             rows = [i for i, c in enumerate(closed) if c]
             chars = self._chars.transform([texts[i][:500] for i in rows]) @ self._char_matrix.T
             sims[rows] = np.maximum(sims[rows], chars.toarray().astype(np.float32))
-        human = np.array([label == HUMAN for label in self._labels])
         out = []
         for row in range(len(sims)):
             # A message of social words only is one of the social labels, whatever is near.
@@ -466,6 +466,6 @@ class SmallTalkModel:
                 words = set(_tokens(texts[row]))
                 if words & _THANKS_WORDS and not words & _YES_WORDS:
                     label = THANKS
-            near_human = float(sims[row][human].max()) if human.any() else 0.0
+            near_human = float(sims[row][self._human].max()) if self._human.any() else 0.0
             out.append(SmallTalkGuess(label, float(sims[row, best]), closed[row], near_human))
         return out
