@@ -20,6 +20,8 @@ from bot.importer import import_file
 from bot.storage.db import Database
 from bot.storage.model_versions import activate_model_version, register_model_version
 
+pytest_plugins = ["tests.tiny_llm"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 POSTGRES_URL = os.environ.get(

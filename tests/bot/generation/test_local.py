@@ -51,8 +51,8 @@ def _run_jobs(engine, prompts, max_new=12):
     return [results[i] for i in range(len(prompts))], jobs, scheduler.batches
 
 
-def test_batched_generation_equals_one_by_one(tiny_model, tiny_tokenizer):
-    engine = TransformersEngine(tiny_model, tiny_tokenizer)
+def test_batched_generation_equals_one_by_one(tiny_llama, tiny_tokenizer):
+    engine = TransformersEngine(tiny_llama, tiny_tokenizer)
     prompts = [
         _prompt(tiny_tokenizer, t) for t in ("cancel my order", "track parcel now please", "hi")
     ]
@@ -70,8 +70,8 @@ def _settings(**kw) -> GenerationSettings:
 
 
 @pytest.fixture
-async def generator(tiny_model, tiny_tokenizer):
-    engine = TransformersEngine(tiny_model, tiny_tokenizer)
+async def generator(tiny_llama, tiny_tokenizer):
+    engine = TransformersEngine(tiny_llama, tiny_tokenizer)
     gen = LocalGenerator(engine, tiny_tokenizer, _settings(), model="tiny")
     yield gen
     await gen.close()

@@ -60,7 +60,7 @@ def test_training_examples_mask_the_prompt(tiny_tokenizer):
     assert "other answer" in tiny_tokenizer.decode(example.input_ids[:n_prompt])
 
 
-def test_answer_loss_is_the_causal_lm_loss_on_the_answer(tiny_tokenizer, tiny_model):
+def test_answer_loss_is_the_causal_lm_loss_on_the_answer(tiny_tokenizer, tiny_llama):
     """Logits for the answer positions only give the loss transformers computes from labels."""
     import torch
 
@@ -74,8 +74,8 @@ def test_answer_loss_is_the_causal_lm_loss_on_the_answer(tiny_tokenizer, tiny_mo
     cpu = torch.device("cpu")
     for example in build_examples(pairs, _Index(), tiny_tokenizer, PromptConfig(), hp):
         with torch.no_grad():
-            loss, n = answer_loss(tiny_model, example, cpu, bf16=False)
-            full = tiny_model(
+            loss, n = answer_loss(tiny_llama, example, cpu, bf16=False)
+            full = tiny_llama(
                 input_ids=torch.tensor([example.input_ids]),
                 labels=torch.tensor([example.labels]),
             ).loss

@@ -1,4 +1,7 @@
-"""Fixtures for generation tests: a tiny ChatML tokenizer and a tiny random Llama."""
+"""Fixtures for generation and generator-training tests: a tiny ChatML tokenizer and a tiny random Llama.
+
+Loaded as a plugin by the root conftest, so both test trees share one instance per session.
+"""
 
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ def tiny_tokenizer():
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tiny_tokenizer):
+def tiny_llama(tiny_tokenizer):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
