@@ -21,9 +21,11 @@ from typing import Any
 from bot.batching import MicroBatcher
 from bot.dialogue.smalltalk import SmallTalkGuess, SmallTalkModel
 from bot.errors import ModelError
+from bot.generation.placeholders.values import as_placeholders
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.model_versions import active_model_version
+from bot.text import for_patterns
 from finetune.intent.classifier import IntentClassifier, IntentPrediction
 from retrieval.consensus import order_answers
 from retrieval.hit import Hit
@@ -331,6 +333,7 @@ class ModelRuntime:
             for i, found in zip(forced, only, strict=True):
                 hits[i] = found
         domain = models.index.search_vectors(plain, 1, intent_mode="off")
+        self._domain_with_slots(texts, domain)
         chat = self._smalltalk(texts, plain)
         order = self.settings.retrieval.answer_order
         hits = [order_answers(found, order) for found in hits]
@@ -343,6 +346,20 @@ class ModelRuntime:
                 source = "model"
             out.append(Understanding(pred, tuple(found), source, guess, score))
         return out
+
+    def _domain_with_slots(self, texts: list[str], domain: list[list[Hit]]) -> None:
+        """Raise each message's nearest-question hit to that of its text with the customer's
+        values as slots, where that is nearer: logs keep questions as "order {{Order Number}}",
+        and a real number only pulls a message away from them."""
+        masked = {i: m for i, t in enumerate(texts) if (m := as_placeholders(t)) != for_patterns(t)}
+        if not masked:
+            return
+        index = self.models.index
+        vectors = index.embedder.encode(list(masked.values()))
+        found = index.search_vectors(vectors, 1, intent_mode="off")
+        for i, near in zip(masked, found, strict=True):
+            if near and (not domain[i] or near[0].score > domain[i][0].score):
+                domain[i] = near
 
     def _smalltalk(self, texts: list[str], plain: Any) -> list[SmallTalkGuess | None]:
         """The nearest small-talk example of each text, in the retrieval encoder's space."""

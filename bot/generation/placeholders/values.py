@@ -97,6 +97,41 @@ def _values_in(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
+# The slot a value stands for in Bitext-style logs, by the first slot name of its pattern.
+_AS_SLOT = {
+    "order number": "{{Order Number}}",
+    "tracking number": "{{Tracking Number}}",
+    "invoice number": "{{Invoice Number}}",
+    "email": "{{Email}}",
+    "phone number": "{{Phone Number}}",
+    "person name": "{{Person Name}}",
+    "refund amount": "{{Refund Amount}}",
+}
+
+
+@lru_cache(maxsize=256)
+def as_placeholders(text: str) -> str:
+    """``text`` (as :func:`bot.text.for_patterns` reads it) with each customer value replaced by
+    its slot: "cancel order #5521" → "cancel order {{Order Number}}".
+
+    Logs mined into the index hold questions in that form, and a made-up number only pulls a
+    question away from them; the original text is kept everywhere else.
+    """
+    view = for_patterns(text)
+    spans: list[tuple[int, int, str]] = []
+    for slots, pattern in _CUSTOMER_VALUES:
+        for m in pattern.finditer(view):
+            start = m.start("cur") if "cur" in pattern.groupindex else m.start("v")
+            start -= view.startswith("#", start - 1) and start > 0
+            spans.append((start, m.end("v"), _AS_SLOT[slots[0]]))
+    out, at = [], 0
+    for start, end, slot in sorted(spans):
+        if start >= at:  # the first of overlapping spans wins
+            out += [view[at:start], slot]
+            at = end
+    return "".join(out) + view[at:] if spans else view
+
+
 # Slots a customer value fills that say what they are owed, not who they are: a draft may
 # not repeat these on the customer's word alone (see bot.generation.grounding).
 _CLAIM_SLOTS = frozenset({"refund amount", "money amount", "amount", "currency symbol"})
