@@ -200,7 +200,7 @@ class JobRunner:
 
     async def _update(self, run_id: int, **values: Any) -> TrainingRun | None:
         async with self.db.session() as s:
-            await s.exec(  # type: ignore[call-overload]
+            await s.exec(
                 update(TrainingRun)
                 .where(col(TrainingRun.id) == run_id, col(TrainingRun.worker) == self.name)
                 .values(**values)

@@ -110,7 +110,7 @@ async def claim(db: Any, message_id: int, lease_s: float) -> bool:
     now = utcnow()
     async with db.session() as s:
         result = await s.exec(
-            update(Message)  # type: ignore[call-overload]
+            update(Message)
             .where(
                 col(Message.id) == message_id,
                 col(Message.decision).is_(None),
@@ -128,7 +128,7 @@ async def renew_claims(db: Any, message_ids: set[int]) -> None:
         return
     async with db.session() as s:
         await s.exec(
-            update(Message)  # type: ignore[call-overload]
+            update(Message)
             .where(col(Message.id).in_(sorted(message_ids)), col(Message.decision).is_(None))
             .values(reply_claimed_at=utcnow())
             .execution_options(synchronize_session=False)
@@ -215,7 +215,7 @@ async def hand_off(
     """
     async with svc.db.session() as s:
         await s.exec(
-            update(Message)  # type: ignore[call-overload]
+            update(Message)
             .where(col(Message.id) == message.id, col(Message.decision).is_(None))
             .values(decision="handoff", details={"decision_reason": reason})
             .execution_options(synchronize_session=False)
@@ -234,7 +234,7 @@ async def hand_off(
             },
         )
         await s.exec(
-            update(Conversation)  # type: ignore[call-overload]
+            update(Conversation)
             .where(col(Conversation.id) == conv.id)
             .values(status=ConversationStatus.HANDOFF, updated_at=utcnow())
             .execution_options(synchronize_session=False)

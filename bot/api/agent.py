@@ -100,7 +100,7 @@ async def queue(request: web.Request) -> web.Response:
             {
                 "kind": "handoff",
                 "conversation_id": conv.id,
-                "last_message": message_json(last[conv.id]),  # type: ignore[index]
+                "last_message": message_json(last[conv.id]),
                 "waiting_since": conv.updated_at.isoformat(),
                 "assigned_agent": conv.assigned_agent,
             }

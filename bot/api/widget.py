@@ -61,7 +61,7 @@ def widget_message(data: dict[str, Any]) -> dict[str, Any]:
 def _widget_event(event: Event) -> dict[str, Any] | None:
     if event.type == "message" and isinstance(event.data, dict):
         return widget_message(event.data)
-    return event.data  # type: ignore[no-any-return]
+    return event.data
 
 
 async def _ip_limit(request: web.Request) -> None:
@@ -177,7 +177,7 @@ async def post_message(request: web.Request) -> web.Response:
             message.id,  # type: ignore[arg-type]
             svc.pipeline.handle(
                 conv_id,
-                message.id,  # type: ignore[arg-type]
+                message.id,
                 conversation=conv,
                 message=message,
                 history=history,
@@ -206,7 +206,7 @@ async def list_messages(request: web.Request) -> web.Response:
         rows = (
             await s.exec(
                 select(Message)
-                .where(Message.conversation_id == conv_id, Message.id > after)
+                .where(Message.conversation_id == conv_id, col(Message.id) > after)
                 .order_by(col(Message.id))
                 .limit(500)
             )
@@ -225,7 +225,7 @@ async def close_conversation(request: web.Request) -> web.Response:
     await conversation_for_token(request, conv_id)
     async with svc.db.session() as s:
         await s.exec(
-            update(Conversation)  # type: ignore[call-overload]
+            update(Conversation)
             .where(col(Conversation.id) == conv_id)
             .values(status=ConversationStatus.CLOSED, updated_at=utcnow())
             .execution_options(synchronize_session=False)
