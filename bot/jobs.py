@@ -240,7 +240,8 @@ class JobRunner:
                 del tail[:-8]
 
         reader = asyncio.create_task(read_stderr())
-        out_task = asyncio.create_task(child.stdout.read())  # type: ignore[union-attr]
+        assert child.stdout is not None  # opened with stdout=PIPE
+        out_task = asyncio.create_task(child.stdout.read())
         cancelled = False
         while child.returncode is None:
             with contextlib.suppress(TimeoutError):

@@ -36,6 +36,7 @@ from bot.storage.models import (
     ConversationStatus,
     Message,
     Role,
+    stored_id,
     utcnow,
 )
 
@@ -243,7 +244,7 @@ async def hand_off(
         queued = svc.connectors is not None and await svc.connectors.queue(s, conv, notice)
     if queued:
         svc.connectors.wake()
-    topic = conversation_topic(conv.id)  # type: ignore[arg-type]
+    topic = conversation_topic(stored_id(conv))
     await svc.bus.publish(topic, Event("message", message_json(notice)))
     await svc.bus.publish(topic, Event("status", {"status": ConversationStatus.HANDOFF.value}))
     await svc.bus.publish(AGENTS, Event("queue", {"reason": reason, "conversation_id": conv.id}))

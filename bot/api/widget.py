@@ -37,7 +37,15 @@ from bot.privacy import minimise_client_meta
 from bot.recovery import hand_off, reply_slot, reply_task
 from bot.serialize import message_json
 from bot.storage.messages import load_conversation, recent_turns, store_message
-from bot.storage.models import Conversation, ConversationStatus, Feedback, Message, Role, utcnow
+from bot.storage.models import (
+    Conversation,
+    ConversationStatus,
+    Feedback,
+    Message,
+    Role,
+    stored_id,
+    utcnow,
+)
 
 WIDGET_CHANNEL = "widget"
 # What the widget is shown of a message (bot/web/static/widget.js reads these).
@@ -153,7 +161,7 @@ async def post_message(request: web.Request) -> web.Response:
                 # Claimed for its reply here: recovery leaves it alone while this process lives.
                 reply_claimed_at=utcnow() if slot else None,
             )
-            history = await recent_turns(s, conv_id, message.id) if created else []  # type: ignore[arg-type]
+            history = await recent_turns(s, conv_id, stored_id(message)) if created else []
             if created and slot:
                 svc.replying.add(message.id)  # before the commit: see bot.recovery.reply_task
         msg_json = widget_message(message_json(message))
@@ -174,7 +182,7 @@ async def post_message(request: web.Request) -> web.Response:
         # graceful shutdown waits for it.
         outcome = await reply_task(
             svc,
-            message.id,  # type: ignore[arg-type]
+            stored_id(message),
             svc.pipeline.handle(
                 conv_id,
                 message.id,
