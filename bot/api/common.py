@@ -9,7 +9,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from aiohttp import web
 
@@ -136,6 +136,12 @@ def _kind_name(kind: Any) -> str:
     return names.get(kind, kind.__name__)
 
 
+@overload
+def text_field(
+    body: dict[str, Any], name: str, limit: int, *, required: Literal[True] = True
+) -> str: ...
+@overload
+def text_field(body: dict[str, Any], name: str, limit: int, *, required: bool) -> str | None: ...
 def text_field(body: dict[str, Any], name: str, limit: int, *, required: bool = True) -> str | None:
     value = field(body, name, str, required=required)
     if value is None:
