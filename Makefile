@@ -77,8 +77,11 @@ test: install
 test-quick: install
 	$(PY) -m pytest -q -m "not slow"
 
+# mypy checks the packages [tool.mypy] names in pyproject.toml; tests/test_types.py runs the
+# same check inside `make test`, so CI has it too.
 lint: install
 	$(VENV)/bin/ruff check bot retrieval finetune connectors tests benchmarks
+	$(PY) -m mypy
 
 bench: install
 	$(PY) benchmarks/retrieval.py

@@ -115,8 +115,8 @@ class ChannelHub:
         async def reply() -> None:
             try:
                 await svc.pipeline.handle(
-                    conv.id,  # type: ignore[arg-type]
-                    message.id,  # type: ignore[arg-type]
+                    conv.id,
+                    message.id,
                     conversation=conv,
                     message=message,
                     history=history,

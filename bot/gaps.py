@@ -167,8 +167,12 @@ async def select_gap_messages(
         ).all()
         suggestions = (
             await s.exec(
-                select(Suggestion.message_id, Suggestion.status, Suggestion.draft)
-                .add_columns(Suggestion.final_text)
+                select(
+                    Suggestion.message_id,
+                    Suggestion.status,
+                    Suggestion.draft,
+                    Suggestion.final_text,
+                )
                 .join(Message, col(Message.id) == col(Suggestion.message_id))
                 .where(in_period)
                 .where(
@@ -244,7 +248,7 @@ async def intent_examples(db: Database, settings: Settings) -> dict[str, list[st
                 .where(Message.role == Role.CUSTOMER)
                 .where(
                     col(Message.corrected_intent).is_not(None)
-                    | ((Message.channel == IMPORT_CHANNEL) & col(Message.intent).is_not(None))
+                    | ((col(Message.channel) == IMPORT_CHANNEL) & col(Message.intent).is_not(None))
                 )
                 .order_by(col(Message.id))
             )
@@ -320,7 +324,7 @@ def rank_answers(replies: Sequence[str], top: int = ANSWERS_PER_TOPIC) -> list[d
     keys = list(counts)
     toks = {k: words(k) for k in keys}
     total = sum(counts.values())
-    ranked = []
+    ranked: list[dict[str, Any]] = []
     for k in keys:
         others = total - counts[k]
         agree = (
@@ -404,7 +408,7 @@ async def mine(
         raise InputError(f"--since {start.date()} is not before {end.date()}")
     scrubber = scrubber or Scrubber.from_settings(settings.learning)
     skip = await dismissed_message_ids(db)
-    select_args = {
+    select_args: dict[str, Any] = {
         "human_label": settings.intent.human_label,
         "heavy_edit": cfg.heavy_edit,
         "negative_rating": cfg.negative_rating,
@@ -499,7 +503,7 @@ def trend(size: int, previous: int) -> float | None:
 async def store_topics(db: Database, result: MiningResult) -> list[GapTopic]:
     """Replace the open topics by the newly mined ones (resolved topics are kept)."""
     async with db.session() as s:
-        await s.exec(delete(GapTopic).where(col(GapTopic.status) == GapStatus.OPEN))  # type: ignore[call-overload]
+        await s.exec(delete(GapTopic).where(col(GapTopic.status) == GapStatus.OPEN))
         rows = []
         for d in result.topics:
             row = GapTopic(
@@ -676,7 +680,7 @@ async def dismiss_topic(db: Database, topic_id: int, *, by: str) -> GapTopic:
 
 async def last_mining_run(s: Any) -> TrainingRun | None:
     """The newest knowledge-gaps mining job, whatever its state."""
-    return (  # type: ignore[no-any-return]
+    return (
         await s.exec(
             select(TrainingRun)
             .where(TrainingRun.kind == "gaps")

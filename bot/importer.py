@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import insert, select
+from sqlmodel import col
 from tqdm import tqdm
 
 from bot.errors import ImportFileError
@@ -111,7 +112,9 @@ async def add_pair(
     """Store one knowledge pair in ``session`` unless the same pair exists (None then)."""
     digest = pair_hash(question, answer)
     exists = (
-        await session.exec(select(KnowledgePair.id).where(KnowledgePair.content_hash == digest))
+        await session.exec(
+            select(col(KnowledgePair.id)).where(col(KnowledgePair.content_hash) == digest)
+        )
     ).first()
     if exists is not None:
         return None
@@ -247,11 +250,13 @@ async def import_file(
         known_convs = set(
             (
                 await conn.execute(
-                    select(Conversation.external_id).where(Conversation.channel == IMPORT_CHANNEL)
+                    select(col(Conversation.external_id)).where(
+                        col(Conversation.channel) == IMPORT_CHANNEL
+                    )
                 )
             ).scalars()
         )
-        known_pairs = set((await conn.execute(select(KnowledgePair.content_hash))).scalars())
+        known_pairs = set((await conn.execute(select(col(KnowledgePair.content_hash)))).scalars())
         for offset in range(0, len(dialogues), CHUNK):
             chunk = dialogues[offset : offset + CHUNK]
             fresh = []
@@ -280,15 +285,15 @@ async def import_file(
                 ids = dict(
                     (
                         await conn.execute(
-                            select(Conversation.external_id, Conversation.id).where(
-                                Conversation.channel == IMPORT_CHANNEL,
-                                Conversation.external_id.in_([d.key for d in fresh]),  # type: ignore[union-attr]
+                            select(col(Conversation.external_id), col(Conversation.id)).where(
+                                col(Conversation.channel) == IMPORT_CHANNEL,
+                                col(Conversation.external_id).in_([d.key for d in fresh]),
                             )
                         )
                     ).all()
                 )
-                messages = []
-                pairs = []
+                messages: list[dict[str, Any]] = []
+                pairs: list[dict[str, Any]] = []
                 for d in fresh:
                     conv_id = ids[d.key]
                     for i, turn in enumerate(d.turns):

@@ -200,7 +200,7 @@ class JobRunner:
 
     async def _update(self, run_id: int, **values: Any) -> TrainingRun | None:
         async with self.db.session() as s:
-            await s.exec(  # type: ignore[call-overload]
+            await s.exec(
                 update(TrainingRun)
                 .where(col(TrainingRun.id) == run_id, col(TrainingRun.worker) == self.name)
                 .values(**values)
@@ -240,7 +240,8 @@ class JobRunner:
                 del tail[:-8]
 
         reader = asyncio.create_task(read_stderr())
-        out_task = asyncio.create_task(child.stdout.read())  # type: ignore[union-attr]
+        assert child.stdout is not None  # opened with stdout=PIPE
+        out_task = asyncio.create_task(child.stdout.read())
         cancelled = False
         while child.returncode is None:
             with contextlib.suppress(TimeoutError):

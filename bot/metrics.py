@@ -60,7 +60,7 @@ async def summary(db: Database, days: int = 14) -> dict[str, Any]:
         reviewed = (
             await s.exec(
                 select(Suggestion.reviewed_at, Suggestion.status).where(
-                    col(Suggestion.reviewed_at).is_not(None), Suggestion.reviewed_at >= since
+                    col(Suggestion.reviewed_at).is_not(None), col(Suggestion.reviewed_at) >= since
                 )
             )
         ).all()
@@ -89,10 +89,11 @@ async def summary(db: Database, days: int = 14) -> dict[str, Any]:
             total["lat"].append(float(latency))
         if intent:
             intents[intent] += 1
-    review = Counter()
+    review: Counter[str] = Counter()
     for when, status in reviewed:
         review[status] += 1
-        day[when.date().isoformat()]["rev"][status] += 1
+        if when is not None:  # always: the query reads reviewed suggestions only
+            day[when.date().isoformat()]["rev"][status] += 1
     for when, rating in ratings:
         day[when.date().isoformat()]["csat"].append(rating)
     n_rev = review["approved"] + review["edited"] + review["rejected"]

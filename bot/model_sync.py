@@ -18,8 +18,8 @@ from bot.events import CLOSED, MODELS, Event, EventBus
 from bot.jobs import RELOADS
 from bot.privacy import PAIRS_ERASED, forget_pairs
 from bot.storage.db import Database
-from bot.storage.models import ModelVersion, TrainingRun
 from bot.storage.model_versions import activate_model_version, active_model_version
+from bot.storage.models import ModelVersion, TrainingRun
 
 if TYPE_CHECKING:  # the runtime loads torch; the worker and the CLI never need it
     from bot.runtime import ModelRuntime

@@ -50,6 +50,7 @@ from bot.storage.models import (
     Message,
     Role,
     Suggestion,
+    stored_id,
     utcnow,
 )
 from finetune.intent.classifier import IntentPrediction
@@ -235,7 +236,7 @@ class ReplyPipeline:
             -max(1, self.settings.retrieval.context_turns) :
         ]
         await self.bus.publish(
-            conversation_topic(conv.id), Event("typing", {"who": "bot", "on": True})
+            conversation_topic(stored_id(conv)), Event("typing", {"who": "bot", "on": True})
         )
         try:
             understood = await self.runtime.understand(
@@ -275,7 +276,7 @@ class ReplyPipeline:
             return await self._fail_safe(conv, msg)
         finally:
             await self.bus.publish(
-                conversation_topic(conv.id), Event("typing", {"who": "bot", "on": False})
+                conversation_topic(stored_id(conv)), Event("typing", {"who": "bot", "on": False})
             )
 
     # -- reading a message in its conversation ---------------------------------------------
@@ -475,7 +476,7 @@ class ReplyPipeline:
             return reading
         first = wanted[0][0]
         if reading.verdict == "confident" and reading.intent in dict(wanted):
-            first = reading.intent  # type: ignore[assignment]
+            first = reading.intent
         also = tuple((i, t) for i, t in wanted if i != first)
         return replace(reading, intent=first, verdict="confident", also=also)
 
@@ -501,7 +502,7 @@ class ReplyPipeline:
             return _Turn(plan, Decision(Action.SEND, plan.reason), text, plan.state)
         if plan.act == Act.CAPABILITIES:
             text = self.dialogue.say("out_of_domain", known)
-            replies = (self.dialogue.say("talk_to_person"),)
+            replies: tuple[str, ...] = (self.dialogue.say("talk_to_person"),)
             return _Turn(plan, Decision(Action.SEND, plan.reason), text, plan.state, replies)
         if plan.act == Act.CLARIFY and policy == "assist" and plan.options:
             # Under assist every answer is reviewed: the agent gets the best guess to fix.
@@ -675,7 +676,7 @@ class ReplyPipeline:
             fallback, missing = await asyncio.to_thread(fill, template, history, facts=facts)
             draft = _Draft(fallback, fallback, 1.0, True, None, tuple(missing))
             await self.bus.publish(
-                conversation_topic(conv.id), Event("retract", {"reply_to": msg.id})
+                conversation_topic(stored_id(conv)), Event("retract", {"reply_to": msg.id})
             )
         decision = decide(
             self.settings.server.policy,
@@ -737,7 +738,7 @@ class ReplyPipeline:
             hits=understood.hits,
             intent=understood.prediction.label if understood.prediction else None,
         )
-        topic = conversation_topic(conv.id)
+        topic = conversation_topic(stored_id(conv))
         if sending:
             pieces = generator.stream(request)
             async for piece in pieces:
@@ -774,7 +775,7 @@ class ReplyPipeline:
         if draft is not None and draft.model:
             versions["generator"] = draft.model
         guess = understood.smalltalk
-        details = {
+        details: dict[str, Any] = {
             "sources": _sources((turn.understood or understood).hits),
             "intent_source": understood.intent_source,
             "top_k": [list(x) for x in pred.top_k] if pred else [],
@@ -852,8 +853,8 @@ class ReplyPipeline:
             elif decision.action == Action.SUGGEST:
                 assert text is not None
                 suggestion = Suggestion(
-                    conversation_id=conv.id,
-                    message_id=msg.id,
+                    conversation_id=stored_id(conv),
+                    message_id=stored_id(msg),
                     draft=text,
                     sources=details["sources"],
                     intent=intent,
@@ -886,13 +887,14 @@ class ReplyPipeline:
                 and self.outbox is not None
                 and await self.outbox.queue(s, conv, reply)
             )
-        if queued:
-            self.outbox.wake()  # type: ignore[union-attr]
-        status: Literal["sent", "pending_review", "handoff"] = {
+        if queued and self.outbox is not None:
+            self.outbox.wake()
+        statuses: dict[Action, Literal["sent", "pending_review", "handoff"]] = {
             Action.SEND: "sent",
             Action.SUGGEST: "pending_review",
             Action.HANDOFF: "handoff",
-        }[decision.action]  # type: ignore[assignment]
+        }
+        status = statuses[decision.action]
         await self._announce(conv, reply, suggestion, decision)
         return ReplyOutcome(
             status,
@@ -924,7 +926,7 @@ class ReplyPipeline:
         async with self.db.session() as s:
             rows = (
                 await s.exec(
-                    select(Conversation.id, Conversation.state)  # type: ignore[call-overload]
+                    select(Conversation.id, Conversation.state)
                     .where(
                         Conversation.status == ConversationStatus.HANDOFF,
                         col(Conversation.assigned_agent).is_(None),
@@ -936,7 +938,8 @@ class ReplyPipeline:
         due = [
             cid
             for cid, raw in rows
-            if not (raw or {}).get("handoff_notified")
+            if cid is not None
+            and not (raw or {}).get("handoff_notified")
             and handoff_due((raw or {}).get("handoff_at"), now, wait_s)
         ]
         told = 0
@@ -976,8 +979,8 @@ class ReplyPipeline:
             )
             await s.flush()
             queued = self.outbox is not None and await self.outbox.queue(s, conv, notice)
-        if queued:
-            self.outbox.wake()  # type: ignore[union-attr]
+        if queued and self.outbox is not None:
+            self.outbox.wake()
         await self.bus.publish(
             conversation_topic(conversation_id), Event("message", message_json(notice))
         )
@@ -994,7 +997,7 @@ class ReplyPipeline:
         suggestion: Suggestion | None,
         decision: Decision,
     ) -> None:
-        topic = conversation_topic(conv.id)
+        topic = conversation_topic(stored_id(conv))
         if reply is not None:
             await self.bus.publish(topic, Event("message", message_json(reply)))
         if decision.action == Action.HANDOFF:

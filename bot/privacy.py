@@ -151,11 +151,11 @@ async def _conversation_ids(s: Any, subject: Subject) -> list[int]:
         if (conv.customer_external_id or "").lower() == email or _email_in(
             email, json.dumps(conv.meta, ensure_ascii=False)
         ):
-            found.add(int(conv.id))  # type: ignore[arg-type]
+            found.add(int(conv.id))
     return sorted(found)
 
 
-async def _rows(s: Any, model: Any, column: Any, ids: Sequence[int]) -> list[Any]:
+async def _rows(s: Any, model: Any, column: Any, ids: Sequence[int | str]) -> list[Any]:
     out: list[Any] = []
     for part in _chunks(list(ids)):
         out.extend((await s.exec(select(model).where(col(column).in_(part)))).all())
@@ -494,8 +494,9 @@ async def purge_expired(
     deleted: dict[str, int] = {}
     while True:  # batches, so a first purge of years of logs holds no lock for long
         async with db.session() as s:
-            ids = list(
-                (
+            ids = [
+                conv_id
+                for conv_id in (
                     await s.exec(
                         select(Conversation.id)
                         .where(col(Conversation.updated_at) < cutoff)
@@ -503,7 +504,8 @@ async def purge_expired(
                         .limit(CHUNK)
                     )
                 ).all()
-            )
+                if conv_id is not None
+            ]
             if not ids:
                 break
             for k, v in (await _delete_conversations(s, ids)).items():

@@ -36,6 +36,7 @@ from bot.storage.models import (
     ConversationStatus,
     Message,
     Role,
+    stored_id,
     utcnow,
 )
 
@@ -110,7 +111,7 @@ async def claim(db: Any, message_id: int, lease_s: float) -> bool:
     now = utcnow()
     async with db.session() as s:
         result = await s.exec(
-            update(Message)  # type: ignore[call-overload]
+            update(Message)
             .where(
                 col(Message.id) == message_id,
                 col(Message.decision).is_(None),
@@ -128,7 +129,7 @@ async def renew_claims(db: Any, message_ids: set[int]) -> None:
         return
     async with db.session() as s:
         await s.exec(
-            update(Message)  # type: ignore[call-overload]
+            update(Message)
             .where(col(Message.id).in_(sorted(message_ids)), col(Message.decision).is_(None))
             .values(reply_claimed_at=utcnow())
             .execution_options(synchronize_session=False)
@@ -215,7 +216,7 @@ async def hand_off(
     """
     async with svc.db.session() as s:
         await s.exec(
-            update(Message)  # type: ignore[call-overload]
+            update(Message)
             .where(col(Message.id) == message.id, col(Message.decision).is_(None))
             .values(decision="handoff", details={"decision_reason": reason})
             .execution_options(synchronize_session=False)
@@ -234,7 +235,7 @@ async def hand_off(
             },
         )
         await s.exec(
-            update(Conversation)  # type: ignore[call-overload]
+            update(Conversation)
             .where(col(Conversation.id) == conv.id)
             .values(status=ConversationStatus.HANDOFF, updated_at=utcnow())
             .execution_options(synchronize_session=False)
@@ -243,7 +244,7 @@ async def hand_off(
         queued = svc.connectors is not None and await svc.connectors.queue(s, conv, notice)
     if queued:
         svc.connectors.wake()
-    topic = conversation_topic(conv.id)  # type: ignore[arg-type]
+    topic = conversation_topic(stored_id(conv))
     await svc.bus.publish(topic, Event("message", message_json(notice)))
     await svc.bus.publish(topic, Event("status", {"status": ConversationStatus.HANDOFF.value}))
     await svc.bus.publish(AGENTS, Event("queue", {"reason": reason, "conversation_id": conv.id}))

@@ -168,7 +168,8 @@ async def base_examples(db: Database, learning: LearningSettings) -> Examples:
                 .order_by(col(Message.id))
             )
         ).all()
-    return Examples.from_pairs((t, c or i) for t, i, c in rows)
+    # The query keeps messages with a label, so every row has one.
+    return Examples.from_pairs((t, label) for t, i, c in rows if (label := c or i))
 
 
 def plan_intent_data(base: Examples, logs: Examples, learning: LearningSettings) -> HeldOutPlan:

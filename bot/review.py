@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.errors import ConflictError, InputError, NotFoundError
 from bot.events import AGENTS, Event, conversation_topic
@@ -29,6 +29,7 @@ from bot.storage.models import (
     Role,
     Suggestion,
     SuggestionStatus,
+    stored_id,
     utcnow,
 )
 
@@ -60,7 +61,7 @@ async def _announce(svc: Services, conv: Conversation, message: Message, queued:
     if queued and svc.connectors is not None:
         svc.connectors.wake()
     data = message_json(message)
-    await svc.bus.publish(conversation_topic(conv.id), Event("message", data))  # type: ignore[arg-type]
+    await svc.bus.publish(conversation_topic(stored_id(conv)), Event("message", data))
     await svc.bus.publish(AGENTS, Event("message", data))
 
 
@@ -109,7 +110,7 @@ async def review_suggestion(
             )
             sug.final_text = final
             reply = Message(
-                conversation_id=conv.id,  # type: ignore[arg-type]
+                conversation_id=stored_id(conv),
                 channel=conv.channel,
                 role=Role.AGENT if action == "edit" else Role.BOT,
                 text=final,
@@ -160,7 +161,7 @@ async def agent_reply(svc: Services, conversation_id: int, agent: str, text: str
             await s.exec(
                 select(Message)
                 .where(Message.conversation_id == conversation_id, Message.role == Role.CUSTOMER)
-                .order_by(Message.id.desc())  # type: ignore[union-attr]
+                .order_by(col(Message.id).desc())
             )
         ).first()
         was = conv.status

@@ -26,7 +26,7 @@ from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.model_versions import active_model_version
 from bot.text import for_patterns
-from finetune.intent.classifier import IntentClassifier, IntentPrediction
+from finetune.intent.classifier import IntentClassifier, IntentPrediction, Verdict
 from retrieval.consensus import order_answers
 from retrieval.hit import Hit
 
@@ -68,14 +68,15 @@ class ModelSet:
 
 def _intent_from_hits(hits: Sequence[Hit]) -> IntentPrediction | None:
     """Without an intent model, the retrieved neighbours' intents stand in for one."""
-    labelled = [h for h in hits if h.intent]
-    if not labelled:
-        return None
     votes: dict[str, float] = {}
-    for h in labelled:
-        votes[h.intent] = max(votes.get(h.intent, 0.0), h.score)  # type: ignore[index]
+    for h in hits:
+        if h.intent:
+            votes[h.intent] = max(votes.get(h.intent, 0.0), h.score)
+    if not votes:
+        return None
     ranked = sorted(votes.items(), key=lambda kv: -kv[1])
     best, score = ranked[0]
+    verdict: Verdict
     if score < KNN_OUT_OF_SCOPE:
         verdict = "out_of_scope"
     elif score < KNN_CONFIDENT or (len(ranked) > 1 and score - ranked[1][1] < 0.02):
@@ -86,7 +87,7 @@ def _intent_from_hits(hits: Sequence[Hit]) -> IntentPrediction | None:
         intent=best,
         confidence=float(score),
         top_k=tuple((k, float(v)) for k, v in ranked[:5]),
-        verdict=verdict,  # type: ignore[arg-type]
+        verdict=verdict,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +47,9 @@ class Services:
 
     async def drain(self, grace_s: float) -> None:
         """Wait for background tasks (replies in flight) to finish, up to ``grace_s``."""
-        pending: list[Awaitable[Any]] = list(self.tasks)
+        pending = list(self.tasks)
         if pending:
             log.info("waiting for %d background tasks", len(pending))
-            _, still = await asyncio.wait(pending, timeout=grace_s)  # type: ignore[arg-type]
+            _, still = await asyncio.wait(pending, timeout=grace_s)
             for task in still:
-                task.cancel()  # type: ignore[union-attr]
+                task.cancel()

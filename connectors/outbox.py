@@ -39,8 +39,8 @@ from typing import Any, Protocol
 
 from bot.errors import NotFoundError
 from connectors.base import DeliveryResult, OutboundMessage
-from connectors.connector_set import ConnectorSet
 from connectors.config import DeliverySettings
+from connectors.connector_set import ConnectorSet
 from connectors.errors import DeliveryError
 
 log = logging.getLogger("deskbot.connectors.outbox")

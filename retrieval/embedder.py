@@ -64,7 +64,7 @@ class Embedder:
         # native bf16, float32 otherwise. Vectors are float32 either way.
         self.precision = precisions.resolve(precision) if device == "cpu" else "fp32"
         if self.precision == "int8":
-            self._model = precisions.quantize_int8(self._model)  # type: ignore[assignment]
+            self._model = precisions.quantize_int8(self._model)
         dim = self._model.get_embedding_dimension()
         if not dim:
             raise ModelError(f"the embedding model at {path} does not say its dimension")

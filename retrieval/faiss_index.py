@@ -38,11 +38,12 @@ def choose_shape(n: int, flat_max: int, nlist: int = 0) -> IndexShape:
 def new_index(vectors: np.ndarray, shape: IndexShape, *, seed: int = 1234) -> faiss.Index:
     """A trained index holding ``vectors`` (rows 0..n-1)."""
     n, dim = vectors.shape
+    index: faiss.Index
     if shape.kind == "flat":
         index = faiss.IndexFlatIP(dim)
     else:
         quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFScalarQuantizer(
+        ivf = faiss.IndexIVFScalarQuantizer(
             quantizer, dim, shape.nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
         )
         sample = vectors
@@ -50,8 +51,9 @@ def new_index(vectors: np.ndarray, shape: IndexShape, *, seed: int = 1234) -> fa
         if n > limit:
             rng = np.random.default_rng(seed)
             sample = vectors[np.sort(rng.choice(n, limit, replace=False))]
-        index.cp.seed = seed
-        index.train(sample)
+        ivf.cp.seed = seed
+        ivf.train(sample)
+        index = ivf
     if n:
         index.add(vectors)
     return index
@@ -77,8 +79,11 @@ def search(
     selector = None
     if allowed is not None:
         selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(allowed))
+    params: faiss.SearchParameters
     if isinstance(index, faiss.IndexIVF):
-        params: faiss.SearchParameters = faiss.SearchParametersIVF(nprobe=min(nprobe, index.nlist))
+        ivf_params = faiss.SearchParametersIVF()
+        ivf_params.nprobe = min(nprobe, index.nlist)
+        params = ivf_params
     else:
         params = faiss.SearchParameters()
     if selector is not None:

@@ -1,4 +1,5 @@
-"""Fixtures for generation and generator-training tests: a tiny ChatML tokenizer and a tiny random Llama.
+"""Fixtures for generation and generator-training tests: a tiny ChatML tokenizer and a tiny
+random Llama.
 
 Loaded as a plugin by the root conftest, so both test trees share one instance per session.
 """

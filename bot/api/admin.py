@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from sqlmodel import col, select
 
 from bot import model_sync, privacy
@@ -143,15 +143,15 @@ async def import_upload(request: web.Request) -> web.Response:
     part = await reader.next()
     while part is not None and getattr(part, "name", None) != "file":
         part = await reader.next()
-    if part is None or not getattr(part, "filename", None):
+    if not isinstance(part, BodyPartReader) or not part.filename:
         raise InputError("no 'file' field in the upload")
-    name = Path(part.filename).name  # type: ignore[union-attr,arg-type]
+    name = Path(part.filename).name
     if not name.lower().endswith(UPLOAD_SUFFIXES):
         raise InputError(f"{name}: expected a .csv or .jsonl file (optionally .gz)")
     target = upload_dir(svc.settings) / f"{uuid.uuid4().hex[:8]}-{name}"
     size = 0
     with target.open("wb") as out:
-        while chunk := await part.read_chunk():  # type: ignore[union-attr]
+        while chunk := await part.read_chunk():
             size += len(chunk)
             if size > MAX_UPLOAD:
                 out.close()

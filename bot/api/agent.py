@@ -21,6 +21,7 @@ from bot.errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from bot.events import AGENTS, Event, conversation_topic
 from bot.review import agent_reply, review_suggestion, set_owner
 from bot.serialize import conversation_json, message_json, suggestion_json
+from bot.services import Services
 from bot.storage.models import (
     Conversation,
     ConversationStatus,
@@ -100,7 +101,7 @@ async def queue(request: web.Request) -> web.Response:
             {
                 "kind": "handoff",
                 "conversation_id": conv.id,
-                "last_message": message_json(last[conv.id]),  # type: ignore[index]
+                "last_message": message_json(last[conv.id]),
                 "waiting_since": conv.updated_at.isoformat(),
                 "assigned_agent": conv.assigned_agent,
             }
@@ -138,11 +139,11 @@ async def conversation(request: web.Request) -> web.Response:
     )
 
 
-async def _check_owner(svc: object, conv_id: int, who: Principal, what: str) -> None:
+async def _check_owner(svc: Services, conv_id: int, who: Principal, what: str) -> None:
     """An agent acts only in a conversation nobody else has claimed; an admin anywhere."""
     if who.role == "admin":
         return
-    async with svc.db.session() as s:  # type: ignore[attr-defined]
+    async with svc.db.session() as s:
         conv = await s.get(Conversation, conv_id)
     if conv is None:
         raise NotFoundError("no such conversation")
@@ -154,9 +155,9 @@ async def _check_owner(svc: object, conv_id: int, who: Principal, what: str) -> 
         )
 
 
-async def _take_over(svc: object, conv_id: int, who: Principal) -> dict[str, object]:
+async def _take_over(svc: Services, conv_id: int, who: Principal) -> dict[str, object]:
     """Claim a conversation another agent holds, recording who took it from whom."""
-    async with svc.db.session() as s:  # type: ignore[attr-defined]
+    async with svc.db.session() as s:
         conv = await s.get(Conversation, conv_id, with_for_update=True)
         if conv is None:
             raise NotFoundError("no such conversation")
@@ -171,10 +172,10 @@ async def _take_over(svc: object, conv_id: int, who: Principal) -> dict[str, obj
         conv.assigned_agent = who.name
         conv.updated_at = utcnow()
         s.add(conv)
-    await svc.bus.publish(  # type: ignore[attr-defined]
+    await svc.bus.publish(
         conversation_topic(conv_id), Event("status", {"status": conv.status})
     )
-    await svc.bus.publish(  # type: ignore[attr-defined]
+    await svc.bus.publish(
         AGENTS,
         Event(
             "queue",
@@ -222,7 +223,7 @@ async def write(request: web.Request) -> web.Response:
     body = await json_body(request)
     text = text_field(body, "text", svc.settings.server.max_message_chars)
     await _check_owner(svc, conv_id, who, "reply")
-    message = await agent_reply(svc, conv_id, who.name, text)  # type: ignore[arg-type]
+    message = await agent_reply(svc, conv_id, who.name, text)
     return web.json_response({"message": message_json(message)}, status=201)
 
 

@@ -9,12 +9,12 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from aiohttp import web
 
 from bot.api.tickets import principal_for_ticket, redeem_ticket
-from bot.auth import Principal, authenticate_key, token_matches
+from bot.auth import Principal, Role, authenticate_key, token_matches
 from bot.errors import (
     AuthError,
     DeskbotError,
@@ -84,8 +84,8 @@ def cors_middleware(origins: list[str]) -> Callable[..., Awaitable[web.StreamRes
             response: web.StreamResponse = web.Response(status=204)
         else:
             response = await handler(request)
-        if ok and public:
-            response.headers["Access-Control-Allow-Origin"] = origin  # type: ignore[assignment]
+        if ok and public and origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
             response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
@@ -136,6 +136,12 @@ def _kind_name(kind: Any) -> str:
     return names.get(kind, kind.__name__)
 
 
+@overload
+def text_field(
+    body: dict[str, Any], name: str, limit: int, *, required: Literal[True] = True
+) -> str: ...
+@overload
+def text_field(body: dict[str, Any], name: str, limit: int, *, required: bool) -> str | None: ...
 def text_field(body: dict[str, Any], name: str, limit: int, *, required: bool = True) -> str | None:
     value = field(body, name, str, required=required)
     if value is None:
@@ -216,7 +222,7 @@ async def conversation_for_token(
 
 
 async def principal(
-    request: web.Request, role: str = "agent", *, query_param: str | None = None
+    request: web.Request, role: Role = "agent", *, query_param: str | None = None
 ) -> Principal:
     """The agent or admin calling; widget tokens and bad keys are refused.
 
@@ -233,7 +239,7 @@ async def principal(
                 "this route needs an agent or admin API key, not a conversation token"
             )
         who = await authenticate_key(db, key)
-    who.require(role)  # type: ignore[arg-type]
+    who.require(role)
     request[STREAM_OWNER] = f"key:{who.name}"
     return who
 

@@ -33,7 +33,7 @@ async def issue_ticket(
     async with db.session() as s:
         # Expired tickets are useless: each issue sweeps them, so the table stays small.
         await s.exec(
-            delete(StreamTicket).where(col(StreamTicket.expires_at) < now - timedelta(minutes=5))  # type: ignore[call-overload]
+            delete(StreamTicket).where(col(StreamTicket.expires_at) < now - timedelta(minutes=5))
         )
         s.add(
             StreamTicket(
@@ -58,7 +58,7 @@ async def redeem_ticket(db: Database, ticket: str) -> StreamTicket:
         if row is None or row.used_at is not None or _aware(row.expires_at) <= now:
             raise AuthError("invalid, expired or used stream ticket; request a new one")
         result = await s.exec(
-            update(StreamTicket)  # type: ignore[call-overload]
+            update(StreamTicket)
             .where(col(StreamTicket.id) == row.id, col(StreamTicket.used_at).is_(None))
             .values(used_at=now)
             .execution_options(synchronize_session=False)

@@ -37,7 +37,15 @@ from bot.privacy import minimise_client_meta
 from bot.recovery import hand_off, reply_slot, reply_task
 from bot.serialize import message_json
 from bot.storage.messages import load_conversation, recent_turns, store_message
-from bot.storage.models import Conversation, ConversationStatus, Feedback, Message, Role, utcnow
+from bot.storage.models import (
+    Conversation,
+    ConversationStatus,
+    Feedback,
+    Message,
+    Role,
+    stored_id,
+    utcnow,
+)
 
 WIDGET_CHANNEL = "widget"
 # What the widget is shown of a message (bot/web/static/widget.js reads these).
@@ -61,7 +69,7 @@ def widget_message(data: dict[str, Any]) -> dict[str, Any]:
 def _widget_event(event: Event) -> dict[str, Any] | None:
     if event.type == "message" and isinstance(event.data, dict):
         return widget_message(event.data)
-    return event.data  # type: ignore[no-any-return]
+    return event.data
 
 
 async def _ip_limit(request: web.Request) -> None:
@@ -153,7 +161,7 @@ async def post_message(request: web.Request) -> web.Response:
                 # Claimed for its reply here: recovery leaves it alone while this process lives.
                 reply_claimed_at=utcnow() if slot else None,
             )
-            history = await recent_turns(s, conv_id, message.id) if created else []  # type: ignore[arg-type]
+            history = await recent_turns(s, conv_id, stored_id(message)) if created else []
             if created and slot:
                 svc.replying.add(message.id)  # before the commit: see bot.recovery.reply_task
         msg_json = widget_message(message_json(message))
@@ -174,10 +182,10 @@ async def post_message(request: web.Request) -> web.Response:
         # graceful shutdown waits for it.
         outcome = await reply_task(
             svc,
-            message.id,  # type: ignore[arg-type]
+            stored_id(message),
             svc.pipeline.handle(
                 conv_id,
-                message.id,  # type: ignore[arg-type]
+                message.id,
                 conversation=conv,
                 message=message,
                 history=history,
@@ -206,7 +214,7 @@ async def list_messages(request: web.Request) -> web.Response:
         rows = (
             await s.exec(
                 select(Message)
-                .where(Message.conversation_id == conv_id, Message.id > after)
+                .where(Message.conversation_id == conv_id, col(Message.id) > after)
                 .order_by(col(Message.id))
                 .limit(500)
             )
@@ -225,7 +233,7 @@ async def close_conversation(request: web.Request) -> web.Response:
     await conversation_for_token(request, conv_id)
     async with svc.db.session() as s:
         await s.exec(
-            update(Conversation)  # type: ignore[call-overload]
+            update(Conversation)
             .where(col(Conversation.id) == conv_id)
             .values(status=ConversationStatus.CLOSED, updated_at=utcnow())
             .execution_options(synchronize_session=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -66,7 +67,7 @@ def eval_conversations_cmd(
     click.echo(format_result(result))
 
 
-def format_result(result: dict) -> str:  # type: ignore[type-arg]
+def format_result(result: dict[str, Any]) -> str:
     lines = []
     if "single" in result:
         for split, r in result["single"].items():

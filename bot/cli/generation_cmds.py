@@ -157,7 +157,7 @@ def train_generator_cmd(
 
     settings = ctx.settings
     hp = GeneratorHyperParams()
-    overrides = {
+    overrides: dict[str, Any] = {
         "max_examples": max_examples,
         "time_budget_s": time_budget,
         "epochs": epochs,
@@ -262,12 +262,12 @@ def eval_replies_cmd(
     if index_data is not None:
         from finetune.generator.retrieve import PairIndex
 
-        hits = PairIndex(read_pairs(index_data), embedder).search(
+        found = PairIndex(read_pairs(index_data), embedder).search(
             questions, k=settings.retrieval.top_k
         )
     else:
-        hits = _active_index(settings, embedder).search(questions, k=settings.retrieval.top_k)
-    hits = [order_answers(h, settings.retrieval.answer_order) for h in hits]
+        found = _active_index(settings, embedder).search(questions, k=settings.retrieval.top_k)
+    hits = [order_answers(h, settings.retrieval.answer_order) for h in found]
     generator = load_generator(settings, model_path, embedder=embedder)
 
     async def run() -> Any:

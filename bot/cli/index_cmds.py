@@ -12,9 +12,9 @@ from bot.cli.app import CliContext, cli, echo_json, eval_group, pass_ctx, run_as
 from bot.errors import InputError, NotFoundError
 from bot.settings import Settings
 from bot.storage.db import Database
+from bot.storage.model_versions import activate_model_version, register_model_version
 from bot.storage.pairs import StoredPairs
 from retrieval.data_files import read_csv_rows
-from bot.storage.model_versions import activate_model_version, register_model_version
 from retrieval.embedder import Embedder
 from retrieval.evaluate import evaluate
 from retrieval.index import KnowledgeIndex

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import click
@@ -39,7 +39,13 @@ SAMPLE_CONVERSATION = (
 SHOWN_CHARS = 280  # sample answers run to paragraphs; the terminal shows their start
 
 
-async def _state(url: str, samples: Path) -> dict[str, object]:
+class _State(TypedDict):
+    imported: list[str]
+    index: str | None  # the active version, None before the first
+    intent: str | None
+
+
+async def _state(url: str, samples: Path) -> _State:
     db = Database(url)
     try:
         await db.upgrade()
@@ -82,7 +88,7 @@ def _run(step: str, *args: str) -> None:
 def prepare(ctx: CliContext, samples: Path, no_intent: bool) -> None:
     """Apply migrations and create what a first start needs, skipping what exists."""
     state = run_async(_state(ctx.settings.sqlalchemy_url, samples))
-    for line in state["imported"]:  # type: ignore[attr-defined]
+    for line in state["imported"]:
         click.echo(f"prepare: imported {line}", err=True)
     if state["index"] is None:
         _run("building the retrieval index", "index", "build")

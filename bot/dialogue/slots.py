@@ -52,7 +52,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
     try:
         import re2  # type: ignore[import-not-found]
 
-        return re2.compile(pattern)  # type: ignore[no-any-return]
+        return re2.compile(pattern)
     except ImportError:
         pass
     except Exception as exc:  # re2.error

@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -28,13 +29,13 @@ _llama_log = logging.getLogger("deskbot.generation.llama_cpp")
 _log_callback = None  # kept referenced: llama.cpp holds a pointer to it
 
 
-def _route_llama_logs(lc: object) -> None:
+def _route_llama_logs(lc: ModuleType) -> None:
     """Send llama.cpp's logging (model loading chatter) to a logger instead of stderr."""
     global _log_callback
     if _log_callback is not None:
         return
 
-    @lc.llama_log_callback  # type: ignore[attr-defined, untyped-decorator]
+    @lc.llama_log_callback
     def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         if level in (3, 4):  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR
             _llama_log.warning("%s", text.decode("utf-8", "replace").rstrip())
@@ -42,7 +43,7 @@ def _route_llama_logs(lc: object) -> None:
             _llama_log.debug("%s", text.decode("utf-8", "replace").rstrip())
 
     _log_callback = callback
-    lc.llama_log_set(callback, ctypes.c_void_p(0))  # type: ignore[attr-defined]
+    lc.llama_log_set(callback, ctypes.c_void_p(0))
 
 
 def available() -> bool:

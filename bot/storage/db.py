@@ -11,11 +11,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.storage.inline_sqlite import SQLITE_PRAGMAS, inline_session, make_sync_engine
@@ -34,7 +37,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             cur = dbapi_conn.cursor()
             for pragma in (*SQLITE_PRAGMAS, "busy_timeout=30000"):
                 cur.execute(f"PRAGMA {pragma}")
@@ -71,7 +74,8 @@ class Database:
             return
         assert self.sync_engine is not None
         async with self._turn, inline_session(self.sync_engine) as inline:
-            yield inline  # type: ignore[misc]
+            # InlineSession offers the AsyncSession methods deskbot uses (inline_sqlite.py).
+            yield cast(AsyncSession, inline)
 
     async def upgrade(self, revision: str = "head") -> None:
         await upgrade(self.url, revision)

@@ -21,7 +21,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import ConflictError, InputError, NotFoundError
 from bot.storage.db import Database
-from bot.storage.models import Conversation, Message, Outbox, OutboxStatus, utcnow
+from bot.storage.models import (
+    Conversation,
+    Message,
+    Outbox,
+    OutboxStatus,
+    stored_id,
+    utcnow,
+)
 from connectors.base import OutboundMessage
 from connectors.outbox import DueDelivery
 
@@ -67,7 +74,7 @@ async def enqueue(
     if conversation.id is None or (message is not None and message.id is None):
         await session.flush()
     row = Outbox(
-        conversation_id=conversation.id,  # type: ignore[arg-type]
+        conversation_id=stored_id(conversation),
         message_id=message.id if message is not None else None,
         channel=conversation.channel,
         payload=outbound.to_payload(),
@@ -106,8 +113,8 @@ class _OutboxTransaction:
     async def due(self, now: datetime, limit: int) -> list[DueDelivery]:
         earlier = aliased(Outbox)
         blocked = exists().where(
-            earlier.conversation_id == Outbox.conversation_id,
-            earlier.id < Outbox.id,
+            col(earlier.conversation_id) == col(Outbox.conversation_id),
+            col(earlier.id) < col(Outbox.id),
             col(earlier.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
         )
         query = (
@@ -124,7 +131,7 @@ class _OutboxTransaction:
             query = query.with_for_update(skip_locked=True, of=Outbox)
         return [
             DueDelivery(
-                id=int(row.id),  # type: ignore[arg-type]
+                id=stored_id(row),
                 status=row.status,
                 attempts=row.attempts,
                 channel=row.channel,
@@ -172,7 +179,7 @@ async def retry_dead_letter(db: Database, outbox_id: int) -> Outbox:
     now = utcnow()
     async with db.session() as s:
         result = await s.exec(
-            update(Outbox)  # type: ignore[call-overload]
+            update(Outbox)
             .where(col(Outbox.id) == outbox_id, col(Outbox.status) == OutboxStatus.FAILED)
             .values(status=OutboxStatus.PENDING, attempts=0, next_try_at=now, created_at=now)
             .execution_options(synchronize_session=False)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Select, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col
+from sqlmodel import select as select_rows
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.storage.models import Conversation, ConversationStatus, Message, utcnow
+from bot.storage.models import Conversation, ConversationStatus, Message, table_of, utcnow
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -47,14 +49,14 @@ async def get_or_create_conversation(
         .on_conflict_do_nothing(index_elements=["channel", "external_id"])
         .returning(Conversation.id)
     )
-    created_id = (await session.exec(stmt)).scalar_one_or_none()  # type: ignore[call-overload]
+    created_id = (await session.exec(stmt)).scalar_one_or_none()
     row = (
         await session.exec(
-            select(Conversation).where(
-                Conversation.channel == channel, Conversation.external_id == external_id
+            select_rows(Conversation).where(
+                col(Conversation.channel) == channel, col(Conversation.external_id) == external_id
             )
         )
-    ).scalar_one()  # type: ignore[attr-defined]
+    ).one()
     return row, created_id is not None
 
 
@@ -88,12 +90,14 @@ async def store_message(
         .on_conflict_do_nothing(index_elements=["channel", "external_id"])
         .returning(Message.id)
     )
-    created_id = (await session.exec(stmt)).scalar_one_or_none()  # type: ignore[call-overload]
+    created_id = (await session.exec(stmt)).scalar_one_or_none()
     row = (
         await session.exec(
-            select(Message).where(Message.channel == channel, Message.external_id == external_id)
+            select_rows(Message).where(
+                col(Message.channel) == channel, col(Message.external_id) == external_id
+            )
         )
-    ).scalar_one()  # type: ignore[attr-defined]
+    ).one()
     return row, created_id is not None
 
 
@@ -114,7 +118,7 @@ async def insert_message(session: AsyncSession, values: dict[str, Any]) -> Messa
 
 # Built once: a statement with its values inline is rebuilt, re-coerced and re-keyed for the
 # compiled cache on every call, which cost more than executing it.
-_INSERT_MESSAGE = insert(Message).returning(Message.id)  # type: ignore[arg-type]
+_INSERT_MESSAGE = insert(Message).returning(col(Message.id))
 
 
 async def recent_turns(
@@ -135,14 +139,14 @@ async def recent_turns(
 
 
 @functools.lru_cache(maxsize=8)
-def _recent_turns_statement(limit: int) -> Any:
+def _recent_turns_statement(limit: int) -> Select[str, str]:
     return (
-        select(Message.role, Message.text)
+        select(col(Message.role), col(Message.text))
         .where(
-            Message.conversation_id == bindparam("conv_id"),
-            Message.id < bindparam("before_id"),  # type: ignore[operator]
+            col(Message.conversation_id) == bindparam("conv_id"),
+            col(Message.id) < bindparam("before_id"),
         )
-        .order_by(Message.id.desc())  # type: ignore[union-attr]
+        .order_by(col(Message.id).desc())
         .limit(limit)
     )
 
@@ -154,6 +158,6 @@ async def load_conversation(session: AsyncSession, conversation_id: int) -> Conv
     return Conversation(**row._mapping) if row is not None else None
 
 
-_CONVERSATION_BY_ID = select(Conversation.__table__).where(  # type: ignore[attr-defined]
-    Conversation.__table__.c.id == bindparam("conv_id")  # type: ignore[attr-defined]
+_CONVERSATION_BY_ID = select(table_of(Conversation)).where(
+    table_of(Conversation).c.id == bindparam("conv_id")
 )

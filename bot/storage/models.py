@@ -8,17 +8,35 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, DateTime, Index, Table, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from connectors.outbox import DeliveryStatus
+
 # The outbox's states are the delivery worker's (connectors/outbox.py).
-from connectors.outbox import DeliveryStatus as OutboxStatus
+OutboxStatus = DeliveryStatus
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _Stored(Protocol):
+    id: int | None
+
+
+def stored_id(row: _Stored) -> int:
+    """The id of a row read from the database or flushed; only a new, unflushed row has none."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id until it is flushed")
+    return row.id
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a table model (SQLModel does not declare ``__table__`` for types)."""
+    return SQLModel.metadata.tables[str(model.__tablename__)]
 
 
 def _ts(**kw: Any) -> Any:
@@ -252,7 +270,7 @@ class StreamTicket(SQLModel, table=True):
 
 
 # One rating per message: a second rating replaces the first (bot/api/widget.py).
-Index("uq_feedback_message_id", Feedback.__table__.c.message_id, unique=True)  # type: ignore[attr-defined]
+Index("uq_feedback_message_id", table_of(Feedback).c.message_id, unique=True)
 
 
 class GapStatus(enum.StrEnum):

@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlmodel import col, select
 
 from bot.storage.db import Database
-from bot.storage.models import KnowledgePair
 from bot.storage.model_versions import activate_model_version, register_model_version
+from bot.storage.models import KnowledgePair
 from retrieval.pairs import Pair
 
 

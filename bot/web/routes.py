@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from bot.errors import DeskbotError
 
@@ -36,7 +37,7 @@ PAGES: dict[str, tuple[str, str]] = {
 }
 
 
-def _page_handler(filename: str, csp: str) -> web.RequestHandler:
+def _page_handler(filename: str, csp: str) -> Handler:
     path = STATIC_DIR / filename
 
     async def handler(request: web.Request) -> web.StreamResponse:

@@ -75,13 +75,9 @@ def _pressed(query: dict[str, Any], data: str) -> str:
     rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
     for row in rows if isinstance(rows, list) else []:
         for button in row if isinstance(row, list) else []:
-            if (
-                isinstance(button, dict)
-                and button.get("callback_data") == data
-                and isinstance(button.get("text"), str)
-                and button["text"].strip()
-            ):
-                return button["text"]
+            label = button.get("text") if isinstance(button, dict) else None
+            if isinstance(label, str) and label.strip() and button.get("callback_data") == data:
+                return label
     return data
 
 

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
@@ -33,7 +34,7 @@ def _permute(weights: np.ndarray, n_head: int) -> np.ndarray:
     )
 
 
-def _field(reader: gguf.GGUFReader, key: str) -> object:
+def _field(reader: gguf.GGUFReader, key: str) -> Any:
     field = reader.get_field(key)
     if field is None:
         raise ModelError(f"the GGUF file lacks {key}")
@@ -66,9 +67,9 @@ def merge_lora_into_gguf(
     arch = str(_field(reader, gguf.Keys.General.ARCHITECTURE))
     if arch != "llama":
         raise ModelError(f"merging into GGUF supports llama-architecture models, not {arch}")
-    n_blocks = int(_field(reader, f"{arch}.block_count"))  # type: ignore[call-overload]
-    n_head = int(_field(reader, f"{arch}.attention.head_count"))  # type: ignore[call-overload]
-    n_head_kv = int(_field(reader, f"{arch}.attention.head_count_kv"))  # type: ignore[call-overload]
+    n_blocks = int(_field(reader, f"{arch}.block_count"))
+    n_head = int(_field(reader, f"{arch}.attention.head_count"))
+    n_head_kv = int(_field(reader, f"{arch}.attention.head_count_kv"))
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_blocks)
     by_tensor: dict[str, np.ndarray] = {}
     for module, delta in lora_deltas(adapter_dir).items():

@@ -18,15 +18,19 @@ from finetune.intent.calibrate import expected_calibration_error
 
 
 class _Prediction(Protocol):
-    intent: str
-    confidence: float
-    verdict: str
+    @property
+    def intent(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def verdict(self) -> str: ...
 
 
 class Classifier(Protocol):
-    labels: tuple[str, ...]
+    @property
+    def labels(self) -> tuple[str, ...]: ...
 
-    def predict(self, texts: list[str]) -> Sequence[_Prediction]: ...
+    def predict(self, texts: list[str], /) -> Sequence[_Prediction]: ...
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -115,7 +115,7 @@ def length_sorted_batches(ids: Sequence[Sequence[int]], batch_size: int) -> Iter
 
 @torch.inference_mode()
 def run_batched(
-    fn: nn.Module | object,
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     ids: Sequence[Sequence[int]],
     pad_id: int,
     *,
@@ -128,7 +128,7 @@ def run_batched(
     for batch in length_sorted_batches(ids, batch_size):
         input_ids, mask = pad([ids[i] for i in batch], pad_id)
         with autocast(bf16):
-            out = fn(input_ids, mask)  # type: ignore[operator]
+            out = fn(input_ids, mask)
         outputs.append(out.float())
         positions.extend(batch)
     stacked = torch.cat(outputs)

@@ -26,7 +26,10 @@ def _run(connection: Connection) -> None:
 
 
 async def _main() -> None:
-    engine = make_engine(context.config.get_main_option("sqlalchemy.url"))
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("the Alembic config names no sqlalchemy.url (see db.alembic_config)")
+    engine = make_engine(url)
     try:
         async with engine.connect() as conn:
             await conn.run_sync(_run)
