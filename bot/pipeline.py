@@ -296,9 +296,12 @@ class ReplyPipeline:
             and u.domain_score >= self.settings.dialogue.agree_score
         )
 
-    def _asks_for_human(self, u: Understanding, sure: bool, pointing_back: bool = False) -> bool:
+    def _asks_for_human(
+        self, u: Understanding, sure: bool, pointing_back: bool = False, bare: bool = False
+    ) -> bool:
         """An explicit request for a person: the small-talk model says so, or the intent model
-        does and something agrees (its confidence, the small-talk model, the nearest question)."""
+        does and something agrees (its confidence, the small-talk model, the nearest question).
+        A ``bare`` value ("#28088") asks for nothing, whatever the intent model makes of it."""
         cfg, p, guess = self.settings.dialogue, u.prediction, u.smalltalk
         said = guess is not None and guess.label == smalltalk_labels.HUMAN
         if (
@@ -311,13 +314,17 @@ class ReplyPipeline:
             # model is of "contact customer service"; "how do I reach customer service?" is
             # closer to a known question and stays one.
             return True
-        if p is not None and p.intent not in self.dialogue.exclude and sure:
-            return False  # a confident question of the deployment's own
-        if guess is not None and guess.label in smalltalk_labels.CHAT and (
-            guess.closed
-            or (
-                guess.score >= cfg.smalltalk_threshold
-                and guess.score >= guess.human_score + cfg.smalltalk_margin
+        if bare or (p is not None and p.intent not in self.dialogue.exclude and sure):
+            return False  # a value on its own, or a confident question of the deployment's own
+        if (
+            guess is not None
+            and guess.label in smalltalk_labels.CHAT
+            and (
+                guess.closed
+                or (
+                    guess.score >= cfg.smalltalk_threshold
+                    and guess.score >= guess.human_score + cfg.smalltalk_margin
+                )
             )
         ):
             # "hi, is anyone there?" is a greeting, whatever the intent model makes of it.
@@ -338,6 +345,15 @@ class ReplyPipeline:
             or (near and u.domain_score >= cfg.agree_score)
         )
 
+    def _bare_value(self, text: str) -> bool:
+        """Whether ``text`` is little besides an order number, an email or another value."""
+        return any(
+            (got := read_slot(text, name, self.dialogue.slots)).value is not None
+            and got.mostly_value
+            for name, spec in self.dialogue.slots.items()
+            if spec.kind != "text"
+        )
+
     async def _read(
         self, state: DialogueState, text: str, understood: Understanding
     ) -> tuple[Reading, dict[str, Understanding]]:
@@ -350,7 +366,7 @@ class ReplyPipeline:
         guess = understood.smalltalk
         points_back = looks_elliptical(text)
         pointing_back = bool(state.active_intent) and points_back
-        human = self._asks_for_human(understood, sure, pointing_back)
+        human = self._asks_for_human(understood, sure, pointing_back, self._bare_value(text))
         smalltalk = None
         closed = guess is not None and guess.closed
         if (
