@@ -153,15 +153,19 @@ async def drive(urls: list[str], customers: int, seconds: float, warmup: float) 
 
 
 def start_servers(
-    home: Path, env: dict[str, str], n: int, extra: dict[str, str]
+    home: Path, env: dict[str, str], n: int, extra: dict[str, str], repo: Path = REPO
 ) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+    """``n`` servers on ``home``, running the code of the checkout at ``repo``."""
     procs, urls = [], []
     for _ in range(n):
         port = free_port()
         proc_env = {**env, "DESKBOT_HOME": str(home), "DESKBOT_SERVER__PORT": str(port), **extra}
+        if repo != REPO:
+            proc_env["PYTHONPATH"] = str(repo)
         procs.append(
             subprocess.Popen(
                 [PYTHON, "-m", "bot", "serve"],
+                cwd=repo,
                 env=proc_env,
                 stdout=subprocess.DEVNULL,
                 stderr=open(home / f"server-{port}.log", "wb"),
