@@ -54,7 +54,8 @@ HEALTHZ_TARGET_MS = 100.0
 
 
 def encoder_tokens() -> Any:
-    """Tokens of a text the bundled encoder reads (it stops at its max_seq_length)."""
+    """Tokens of a text up to the bundled encoder's own max_seq_length (the server reads at
+    most ``max_query_tokens`` of them)."""
     from transformers import AutoTokenizer
 
     from bot.core.bundled import encoder_path
