@@ -165,7 +165,12 @@ def start_servers(
     procs, urls = [], []
     for _ in range(n):
         port = free_port()
-        proc_env = {**env, "DESKBOT_HOME": str(home), "DESKBOT_SERVER__PORT": str(port), **extra}
+        proc_env = {
+            **env,
+            "DESKBOT_HOME": str(home.resolve()),
+            "DESKBOT_SERVER__PORT": str(port),
+            **extra,
+        }
         if repo != REPO:
             proc_env["PYTHONPATH"] = str(repo)
         procs.append(
@@ -185,7 +190,7 @@ def start_worker(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [PYTHON, "-m", "bot", "worker"],
         cwd=REPO,
-        env={**env, "DESKBOT_HOME": str(home)},
+        env={**env, "DESKBOT_HOME": str(home.resolve())},
         stdout=subprocess.DEVNULL,
         stderr=open(home / "worker.log", "wb"),
     )
