@@ -9,7 +9,12 @@ optionally with generation on.
     python benchmarks/load.py                      # N = 1, 16, 64; batching on/off
     python benchmarks/load.py --generation         # also generation on (slow: N = 1, 4)
     python benchmarks/load.py --database-url postgresql+asyncpg://postgres@127.0.0.1/test \
-        --servers 2                                # scale-out figures (see README)
+        --servers 2 --worker                       # scale-out figures (see README)
+
+With ``--database-url``, each configuration gets a new database beside that URL's (created
+through it, dropped afterwards), migrated, with the prepared home's index and intent versions
+registered and active. ``--worker`` also runs ``deskbot worker`` (the job runner of a
+scaled-out set-up; the servers never run jobs here).
 
 Prints a table and writes benchmarks/results/load.json.
 """
@@ -29,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -153,15 +159,24 @@ async def drive(urls: list[str], customers: int, seconds: float, warmup: float) 
 
 
 def start_servers(
-    home: Path, env: dict[str, str], n: int, extra: dict[str, str]
+    home: Path, env: dict[str, str], n: int, extra: dict[str, str], repo: Path = REPO
 ) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+    """``n`` servers on ``home``, running the code of the checkout at ``repo``."""
     procs, urls = [], []
     for _ in range(n):
         port = free_port()
-        proc_env = {**env, "DESKBOT_HOME": str(home), "DESKBOT_SERVER__PORT": str(port), **extra}
+        proc_env = {
+            **env,
+            "DESKBOT_HOME": str(home.resolve()),
+            "DESKBOT_SERVER__PORT": str(port),
+            **extra,
+        }
+        if repo != REPO:
+            proc_env["PYTHONPATH"] = str(repo)
         procs.append(
             subprocess.Popen(
                 [PYTHON, "-m", "bot", "serve"],
+                cwd=repo,
                 env=proc_env,
                 stdout=subprocess.DEVNULL,
                 stderr=open(home / f"server-{port}.log", "wb"),
@@ -169,6 +184,60 @@ def start_servers(
         )
         urls.append(f"http://127.0.0.1:{port}")
     return procs, urls
+
+
+def start_worker(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [PYTHON, "-m", "bot", "worker"],
+        cwd=REPO,
+        env={**env, "DESKBOT_HOME": str(home.resolve())},
+        stdout=subprocess.DEVNULL,
+        stderr=open(home / "worker.log", "wb"),
+    )
+
+
+async def fresh_database(url: str, prepared: Path) -> str:
+    """A new, migrated database beside ``url``'s, with ``prepared``'s active model versions."""
+    import asyncpg
+
+    sys.path.insert(0, str(REPO))
+    from bot.storage.db import Database
+    from bot.storage.model_versions import (
+        activate_model_version,
+        active_model_version,
+        register_model_version,
+    )
+
+    name = f"deskbot_bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    new_url = url.rsplit("/", 1)[0] + "/" + name
+    source = Database(f"sqlite+aiosqlite:///{prepared / 'deskbot.db'}")
+    target = Database(new_url)
+    try:
+        await target.upgrade()
+        for kind in ("index", "intent"):
+            row = await active_model_version(source, kind)
+            if row is not None:
+                await register_model_version(target, kind, row.version, row.path, row.metrics)
+                await activate_model_version(target, kind, row.version)
+    finally:
+        await source.dispose()
+        await target.dispose()
+    return new_url
+
+
+async def drop_database(admin_url: str, url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 def server_env() -> dict[str, str]:
@@ -204,11 +273,17 @@ async def run_config(
     customers: list[int],
     seconds: float,
     servers: int,
+    worker: bool = False,
 ) -> list[dict[str, Any]]:
     home = work / name
     shutil.rmtree(home, ignore_errors=True)
     shutil.copytree(prepared, home)
+    admin_url = env.get("DESKBOT_DATABASE_URL", "")
+    if admin_url:
+        env = {**env, "DESKBOT_DATABASE_URL": await fresh_database(admin_url, prepared)}
     procs, urls = start_servers(home, env, servers, extra)
+    if worker:
+        procs.append(start_worker(home, {**env, **extra}))
     rows = []
     try:
         for url in urls:
@@ -217,6 +292,7 @@ async def run_config(
             row = await drive(urls, n, seconds, warmup=2.0)
             row["config"] = name
             row["servers"] = servers
+            row["worker"] = worker
             rows.append(row)
             print(
                 f"{name:<28} {n:>4} customers  {row['messages_per_s']:>7.1f} msg/s  "
@@ -225,6 +301,8 @@ async def run_config(
             )
     finally:
         stop(procs)
+        if admin_url:
+            await drop_database(admin_url, env["DESKBOT_DATABASE_URL"])
     return rows
 
 
@@ -235,6 +313,7 @@ async def main() -> None:
     parser.add_argument("--generation", action="store_true", help="also measure generation on")
     parser.add_argument("--servers", type=int, default=1)
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--worker", action="store_true", help="also run `deskbot worker`")
     parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-load")
     parser.add_argument("--out", type=Path, default=RESULTS / "load.json")
     args = parser.parse_args()
@@ -250,7 +329,12 @@ async def main() -> None:
 
     rows: list[dict[str, Any]] = []
     off = {"DESKBOT_GENERATION__BACKEND": "off"}
-    label = f"{args.servers} server(s)" + (", postgresql" if args.database_url else ", sqlite")
+    label = (
+        f"{args.servers} server(s)"
+        + (", worker" if args.worker else "")
+        + (", postgresql" if args.database_url else ", sqlite")
+        + (", redis" if os.environ.get("DESKBOT_REDIS_URL") else "")
+    )
     rows += await run_config(
         "generation off, batched",
         prepared,
@@ -260,6 +344,7 @@ async def main() -> None:
         customers,
         args.seconds,
         args.servers,
+        args.worker,
     )
     rows += await run_config(
         "generation off, unbatched",
@@ -270,6 +355,7 @@ async def main() -> None:
         customers,
         args.seconds,
         args.servers,
+        args.worker,
     )
     if args.generation:
         rows += await run_config(
@@ -281,6 +367,7 @@ async def main() -> None:
             [c for c in (1, 4) if c <= max(customers)] or [1],
             max(args.seconds, 30),
             args.servers,
+            args.worker,
         )
     by = {(r["config"], r["customers"]): r for r in rows}
     top = max(customers)

@@ -53,6 +53,13 @@ class ImportFileError(InputError):
         self.problem = problem
 
 
+class PayloadTooLargeError(InputError):
+    """A request body is over its route's cap; it was not read further."""
+
+    code = "request_entity_too_large"  # what aiohttp's own 413 becomes on the other routes
+    status = 413
+
+
 class NotFoundError(DeskbotError):
     code = "not_found"
     status = 404

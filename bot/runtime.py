@@ -257,7 +257,10 @@ class ModelRuntime:
                 if not path.exists():
                     raise ModelError(f"intent model {version} is missing at {path}")
                 intent = await asyncio.to_thread(
-                    IntentClassifier.load, path, precision=self.settings.intent.precision
+                    IntentClassifier.load,
+                    path,
+                    precision=self.settings.intent.precision,
+                    max_tokens=self.settings.intent.max_query_tokens,
                 )
             elif path is None:
                 intent = None
@@ -368,7 +371,7 @@ class ModelRuntime:
         if embedder is None or not texts:
             return [None] * len(texts)
         if plain is None:
-            plain = embedder.encode(texts)
+            plain = embedder.encode(texts, max_tokens=self.settings.retrieval.max_query_tokens)
         return list(self.smalltalk.classify(plain, embedder, texts))
 
     async def understand(self, query: Query) -> Understanding:

@@ -102,6 +102,9 @@ class Connector(ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type[ChannelConfig]]
+    # Largest webhook body read, whatever the server's own cap: room for the platform's
+    # biggest customer message in its JSON; a larger body is answered 413 unread.
+    max_body_bytes: ClassVar[int] = 64 * 1024
 
     def __init__(self, channel: str, config: ChannelConfig) -> None:
         if not isinstance(config, self.config_class):

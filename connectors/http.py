@@ -1,8 +1,9 @@
 """The webhook sub-application: ``POST|GET /webhooks/{connector}/{channel}``.
 
-For each POST: look up the channel, verify the signature over the raw body, answer a
-handshake if it is one, parse, hand every message to ``on_inbound`` and answer 2xx. The
-server's ``on_inbound`` stores the message idempotently (returning whether it was new) and
+For each POST: look up the channel, read the raw body up to the connector's
+``max_body_bytes`` (413 past it), verify the signature over it, answer a handshake if it is
+one, parse, hand every message to ``on_inbound`` and answer 2xx. The server's
+``on_inbound`` stores the message idempotently (returning whether it was new) and
 starts the reply pipeline in a tracked background task, so the platform gets its answer
 fast. A bad signature is 401 and ``on_inbound`` is never called; a malformed body is 400;
 when ``on_inbound`` fails the answer is 500 so the platform retries later.
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bot.errors import DeskbotError
+from bot.errors import DeskbotError, PayloadTooLargeError
 from connectors.base import Connector, InboundMessage
 from connectors.connector_set import ConnectorSet
 
@@ -57,7 +58,7 @@ async def _post(request: web.Request) -> web.StreamResponse:
     connector = request.app[CONNECTORS_KEY].get(
         request.match_info["connector"], request.match_info["channel"]
     )
-    body = await request.read()
+    body = await read_body(request, connector.max_body_bytes)
     await connector.verify(request, body)
     challenge = await connector.handshake(request, body)
     if challenge is not None:
@@ -73,6 +74,27 @@ async def _post(request: web.Request) -> web.StreamResponse:
                 message.external_message_id,
             )
     return connector.acknowledge(request)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body, refused once it is known to pass ``limit`` bytes, before reading more.
+
+    It is read from the stream, so the server's own ``client_max_size`` does not apply.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"webhook body over this platform's limit of {limit} bytes")
 
 
 async def _get(request: web.Request) -> web.StreamResponse:

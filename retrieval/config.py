@@ -21,6 +21,9 @@ class RetrievalSettings(BaseModel):
     # Queries of a server batch are encoded in length-sorted groups of this many, so a short
     # query is not padded to the batch's longest message.
     query_batch_size: int = Field(16, ge=1)
+    # A customer query and its context turns are read up to this many encoder tokens, since
+    # the encoder's work grows with a text's length (stored answers are read whole).
+    max_query_tokens: int = Field(128, ge=8)
     # Weight of the mean context vector added to the query vector before normalising.
     context_weight: float = Field(0.5, ge=0)
     # IVF above flat_max: lists (0 = about 4*sqrt(n)) and lists probed per query.

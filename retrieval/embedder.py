@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -24,7 +26,9 @@ class TextEncoder(Protocol):
     @property
     def dim(self) -> int: ...
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray: ...
+    def encode(
+        self, texts: list[str], batch_size: int = 64, max_tokens: int | None = None
+    ) -> np.ndarray: ...
 
 
 class Embedder:
@@ -88,13 +92,19 @@ class Embedder:
     def max_seq_length(self) -> int:
         return int(self._model.max_seq_length)
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Vectors of shape ``(len(texts), dim)``, float32, each of unit length."""
+    def encode(
+        self, texts: list[str], batch_size: int = 64, max_tokens: int | None = None
+    ) -> np.ndarray:
+        """Vectors of shape ``(len(texts), dim)``, float32, each of unit length.
+
+        ``max_tokens`` reads each text only up to that many tokens (customer queries);
+        ``None`` keeps the model's own :attr:`max_seq_length` (stored answers).
+        """
         if isinstance(texts, str):
             raise InputError("encode() takes a list of texts, not one string")
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
-        with self._lock, precisions.autocast(self.precision):
+        with self._lock, precisions.autocast(self.precision), self._cut_at(max_tokens):
             vectors = self._model.encode(
                 list(texts),
                 batch_size=batch_size,
@@ -103,3 +113,16 @@ class Embedder:
                 show_progress_bar=False,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    @contextmanager
+    def _cut_at(self, max_tokens: int | None) -> Iterator[None]:
+        """The model reads at most ``max_tokens`` tokens a text inside; hold ``_lock``."""
+        full = self.max_seq_length
+        if max_tokens is None or max_tokens >= full:
+            yield
+            return
+        self._model.max_seq_length = max_tokens
+        try:
+            yield
+        finally:
+            self._model.max_seq_length = full

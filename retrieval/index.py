@@ -166,7 +166,10 @@ class KnowledgeIndex:
             raise ModelError("this index was loaded without an embedder; use search_vectors")
         if isinstance(texts, str):
             raise InputError("search() takes a list of query texts, not one string")
-        vectors = self.embedder.encode(list(texts), batch_size=self.settings.query_batch_size)
+        cap = self.settings.max_query_tokens
+        vectors = self.embedder.encode(
+            list(texts), batch_size=self.settings.query_batch_size, max_tokens=cap
+        )
         turns, weight = self.settings.context_turns, self.settings.context_weight
         if not contexts or turns == 0 or weight == 0:
             return vectors, vectors
@@ -177,7 +180,9 @@ class KnowledgeIndex:
         if not flat:
             return vectors, vectors
         plain, vectors = vectors, vectors.copy()
-        ctx_vectors = self.embedder.encode(flat, batch_size=self.settings.query_batch_size)
+        ctx_vectors = self.embedder.encode(
+            flat, batch_size=self.settings.query_batch_size, max_tokens=cap
+        )
         start = 0
         for i, ctx in enumerate(recent):
             if not ctx:

@@ -32,6 +32,8 @@ def meta_signature(app_secret: str, body: bytes) -> str:
 
 class MetaConnector(Connector):
     config: MetaConfig
+    # One POST may batch several messages, each with its non-ASCII escaped.
+    max_body_bytes = 256 * 1024
 
     async def verify(self, request: web.Request, body: bytes) -> None:
         if not same(

@@ -49,6 +49,8 @@ RETRYABLE_ERRORS = frozenset(
 class SlackConnector(Connector):
     config_class = SlackConfig
     config: SlackConfig
+    # A button press carries back our own message, text and blocks, form-encoded.
+    max_body_bytes = 128 * 1024
 
     async def verify(self, request: web.Request, body: bytes) -> None:
         verify_slack(

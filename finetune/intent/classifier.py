@@ -66,6 +66,7 @@ class IntentClassifier:
         batch_size: int = 16,
         precision: str = "auto",
         frozen_head: frozen.FrozenHead | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         # Serving arithmetic (bot/core/precision.py). int8 quantises the encoder's Linear layers
         # only: the head stays float32 so the calibrated confidences keep their meaning.
@@ -78,13 +79,24 @@ class IntentClassifier:
         self.path = path
         self.top_k = max(1, min(top_k, len(config.labels)))
         self.batch_size = batch_size
+        # A text is read up to the artifact's max_length, or less where the server caps the
+        # tokens of a customer query.
+        self.max_tokens = max_tokens
+        self.max_length = min(config.max_length, max_tokens or config.max_length)
         self._lock = threading.Lock()  # one forward at a time: the tokenizer is not reentrant
         self.frozen_head = frozen_head
         self._embedder: frozen.Embedder | None = None
         self._embedder_lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: str | Path, *, top_k: int = 5, precision: str = "auto") -> IntentClassifier:
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        top_k: int = 5,
+        precision: str = "auto",
+        max_tokens: int | None = None,
+    ) -> IntentClassifier:
         path = Path(path)
         config, tokenizer, net = load_artifact(path)
         head = None
@@ -92,7 +104,16 @@ class IntentClassifier:
             if not (path / frozen.FROZEN_HEAD_FILE).is_file():
                 raise ModelError(f"intent model {path} is incomplete: {frozen.FROZEN_HEAD_FILE}")
             head = frozen.load_head(path, len(config.labels))
-        self = cls(net, tokenizer, config, path, top_k=top_k, precision=precision, frozen_head=head)
+        self = cls(
+            net,
+            tokenizer,
+            config,
+            path,
+            top_k=top_k,
+            precision=precision,
+            frozen_head=head,
+            max_tokens=max_tokens,
+        )
         log.info(
             "loaded intent model %s (%d intents, %s) from %s",
             config.version,
@@ -120,7 +141,7 @@ class IntentClassifier:
             return torch.empty((0, len(self.labels)))
         with self._lock, torch.inference_mode():
             ids = tokenize(
-                self.tokenizer, [t if t.strip() else "." for t in texts], self.config.max_length
+                self.tokenizer, [t if t.strip() else "." for t in texts], self.max_length
             )
             return run_batched(
                 self.net,
@@ -146,7 +167,7 @@ class IntentClassifier:
                 self._embedder = frozen.embedder_for(
                     self.config.frozen_encoder, precision=self.precision
                 )
-        return self._embedder.encode(list(texts))
+        return self._embedder.encode(list(texts), max_tokens=self.max_tokens)
 
     def mixed(self, probs: torch.Tensor, vectors: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Calibrated model probabilities mixed with the frozen head's."""

@@ -15,6 +15,11 @@ from retrieval.store import IndexStore
 
 WORD = re.compile(r"[a-z0-9]+")
 
+# A query cap for the tiny model: with [CLS] and [SEP], AT_CAP is CAP tokens, ONE_PAST one more.
+CAP = 16
+AT_CAP = " ".join(["order"] * (CAP - 2))
+ONE_PAST = AT_CAP + " refund"
+
 
 class BagOfWordsEncoder:
     """Hashed bag of words, L2-normalised: texts sharing words are near, deterministic."""
@@ -32,11 +37,13 @@ class BagOfWordsEncoder:
     def dim(self) -> int:
         return self._dim
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(
+        self, texts: list[str], batch_size: int = 64, max_tokens: int | None = None
+    ) -> np.ndarray:
         self.calls += 1
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for i, text in enumerate(texts):
-            for word in WORD.findall(text.lower()):
+            for word in WORD.findall(text.lower())[:max_tokens]:
                 h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
                 out[i, h % self._dim] += 1.0 if (h >> 32) & 1 else -1.0
             norm = np.linalg.norm(out[i])

@@ -10,6 +10,7 @@ import pytest
 from bot.errors import InputError, ModelError
 from retrieval.embedder import Embedder
 from retrieval.store import IndexStore
+from tests.retrieval.conftest import AT_CAP, CAP, ONE_PAST
 
 TEXTS = ["how do I cancel my order", "where is my package", "reset my password", "refund"]
 
@@ -50,6 +51,15 @@ def test_int8_vectors_do_not_depend_on_the_batch_and_stay_close_to_float32(tiny,
     assert (one_by_one * batched).sum(1).min() > 0.999
     assert (batched * tiny.encode(TEXTS)).sum(1).min() > 0.99
     np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, rtol=1e-5)
+
+
+def test_max_tokens_reads_a_text_only_up_to_the_cap(tiny):
+    capped = tiny.encode([ONE_PAST, AT_CAP], max_tokens=CAP)
+    np.testing.assert_array_equal(capped[0], capped[1])
+    whole = tiny.encode([ONE_PAST, AT_CAP])
+    assert not np.allclose(whole[0], whole[1])  # without the cap the extra token counts
+    assert tiny.max_seq_length == 32  # the model's own limit is back for stored answers
+    np.testing.assert_array_equal(tiny.encode([ONE_PAST], max_tokens=64), whole[:1])
 
 
 def test_bad_model_directory(tmp_path):

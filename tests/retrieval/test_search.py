@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bot.errors import InputError
 from retrieval.config import RetrievalSettings
+from retrieval.embedder import Embedder
 from retrieval.pairs import Pair
 from retrieval.store import IndexStore
+from tests.retrieval.conftest import AT_CAP, CAP, ONE_PAST
 
 # The query shares more words with the refund pair (wrong intent) than with the cancel pair.
 CONFUSING = [
@@ -101,3 +104,18 @@ def test_bad_arguments(tmp_path, encoder, pairs):
         index.search(["x"], intents=["a", "b"])
     with pytest.raises(InputError, match="k must be"):
         index.search(["x"], k=0)
+
+
+def test_queries_are_read_up_to_max_query_tokens_and_stored_questions_whole(
+    tmp_path, tiny_model_dir
+):
+    embedder = Embedder(tiny_model_dir, precision="fp32")
+    long_question = Pair(9, ONE_PAST, "Orders are cancelled from the Orders page.", "cancel_order")
+    index = _index(tmp_path, embedder, [long_question], max_query_tokens=CAP)
+    plain, vectors = index.encode_queries_plain([ONE_PAST, AT_CAP])
+    np.testing.assert_array_equal(plain[0], plain[1])
+    np.testing.assert_array_equal(vectors[0], vectors[1])
+    # The stored question was encoded whole: only the uncapped query finds it exactly.
+    whole = embedder.encode([ONE_PAST])
+    assert index.search_vectors(whole, 1)[0][0].score == pytest.approx(1.0, abs=1e-5)
+    assert index.search_vectors(plain[:1], 1)[0][0].score < 0.9999
