@@ -359,7 +359,9 @@ class ModelRuntime:
         if not masked:
             return
         index = self.models.index
-        vectors = index.embedder.encode(list(masked.values()))
+        vectors = index.embedder.encode(
+            list(masked.values()), max_tokens=index.settings.max_query_tokens
+        )
         found = index.search_vectors(vectors, 1, intent_mode="off")
         for i, near in zip(masked, found, strict=True):
             if near and (not domain[i] or near[0].score > domain[i][0].score):
