@@ -559,9 +559,29 @@ def topic_json(t: GapTopic, min_examples: int, *, full: bool = False) -> dict[st
 # -- what an admin does with a topic ---------------------------------------------------------
 
 
-def _retrain_run(params: dict[str, Any]) -> TrainingRun:
+async def _queue_retrain(s: Any, params: dict[str, Any]) -> TrainingRun:
+    """The queued retraining, or a new one: a retrain reads the labels when it starts, so one
+    still waiting serves every topic resolved before then (its flags widened to cover both)."""
     job_command("retrain", params)  # validates, as bot.jobs.enqueue does
-    return TrainingRun(kind="retrain", params=params)
+    waiting = (
+        await s.exec(
+            select(TrainingRun)
+            .where(TrainingRun.kind == "retrain", TrainingRun.status == "queued")
+            .order_by(col(TrainingRun.id).desc())
+            .limit(1)
+            .with_for_update()
+        )
+    ).first()
+    if waiting is None:
+        run = TrainingRun(kind="retrain", params=params)
+    else:
+        run = waiting
+        old = dict(run.params or {})
+        if not any(old.get(flag) for flag in ("intent", "index", "generator")):
+            old.update(intent=True, index=True)  # no flag: what `deskbot retrain` does then
+        run.params = {k: bool(old.get(k)) or bool(params.get(k)) for k in {*old, *params}}
+    s.add(run)
+    return run  # type: ignore[no-any-return]
 
 
 def check_intent_name(intent: Any) -> str:
@@ -634,8 +654,7 @@ async def accept_topic(
             pair = await add_pair(s, scrubber(m.text), answer, intent, "admin", f"gap:{topic.id}")
             if pair is not None:
                 pairs.append(pair)
-        run = _retrain_run({"intent": True, "index": True})
-        s.add(run)
+        run = await _queue_retrain(s, {"intent": True, "index": True})
         topic.status, topic.intent = GapStatus.ACCEPTED, intent
         topic.resolved_by, topic.resolved_at = by, utcnow()
         s.add(topic)
@@ -655,8 +674,7 @@ async def merge_topic(
     async with db.session() as s:
         topic = await _open_topic(s, topic_id)
         await _label(s, topic.message_ids, intent)
-        run = _retrain_run({"intent": True})
-        s.add(run)
+        run = await _queue_retrain(s, {"intent": True})
         topic.status, topic.intent = GapStatus.MERGED, intent
         topic.resolved_by, topic.resolved_at = by, utcnow()
         s.add(topic)

@@ -88,9 +88,10 @@ def kmeans_silhouette(
 
 
 def neighbours_for(n: int) -> int:
-    """Neighbours per point in the graph: 10, fewer for small sets so that a small group's
-    points are not all joined to other groups."""
-    return max(2, min(10, n // 30 if n >= 90 else 3, n - 1))
+    """Neighbours per point in the graph: fewer than the messages of one topic, or its points
+    are joined to other topics; a topic holds fewer of a small set's messages (one per 300
+    messages up to 10, at least 5 from 150 messages on, fewer below)."""
+    return max(2, min(n // 30 if n >= 90 else 3, max(5, min(10, n // 300)), n - 1))
 
 
 def knn_affinity(vectors: np.ndarray, neighbours: int) -> Any:
@@ -122,6 +123,20 @@ def _spectrum(affinity: Any, count: int) -> tuple[np.ndarray, np.ndarray]:
     return values[order], vectors[:, order]
 
 
+# A patch of the neighbour graph that one intent's messages fill adds a normalised-Laplacian
+# eigenvalue near zero; two patches joined by a few stray edges still stay under this.
+EIGEN_BELOW = 0.15
+# The partition is the consensus of k-means runs on the graphs of these multiples of the
+# neighbour count, each with these seeds: one graph's boundary points swing with its k-means
+# start and its neighbour count, the points most runs put together stay together.
+CONSENSUS_SCALES = (0.8, 1.0, 1.25, 1.5)
+CONSENSUS_SEEDS = 3
+
+
+def _rows_unit(emb: np.ndarray) -> np.ndarray:
+    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+
 def discover(
     vectors: np.ndarray,
     *,
@@ -131,34 +146,43 @@ def discover(
     seed: int = 0,
 ) -> Clustering:
     """Deskbot's method: spectral clustering of the k-nearest-neighbour graph, the number of
-    topics chosen by the largest eigengap.
+    topics read from its spectrum, the partition a consensus of several graphs.
 
     Messages of one intent sit in dense, well-connected patches of the neighbour graph even
     where their patch is not round, which is what k-means on raw vectors assumes; each such
-    patch adds a near-zero eigenvalue to the graph Laplacian, so the count of small eigenvalues
-    before the largest jump is the number of topics. The points are then clustered by k-means
-    on the first k eigenvectors (rows normalised), as in Ng, Jordan and Weiss (2001).
+    patch adds a near-zero eigenvalue to the graph Laplacian, so the number of topics is the
+    count of eigenvalues under ``EIGEN_BELOW``. The points are clustered by k-means on the
+    first k eigenvectors (rows normalised), as in Ng, Jordan and Weiss (2001), for graphs of
+    a few neighbour counts and seeds; the final topics cluster the points by how those runs
+    grouped them (k-means on the leading singular vectors of their joint membership matrix).
     """
     from sklearn.cluster import KMeans
 
     x = _unit(vectors)
     n = len(x)
     if n < 4:
-        return Clustering(np.zeros(n, dtype=np.int64), "spectral-eigengap", {"k": min(n, 1)})
+        return Clustering(np.zeros(n, dtype=np.int64), "spectral-consensus", {"k": min(n, 1)})
     nn = neighbours or neighbours_for(n)
-    affinity = knn_affinity(x, nn)
     hi = max(min_topics, min(max_topics, n // 2))
-    values, eigvecs = _spectrum(affinity, min(n - 1, hi + 1))
-    gaps = np.diff(values)
-    lo = max(1, min_topics - 1)
-    k = lo + 1 + int(np.argmax(gaps[lo : len(values) - 1])) if len(gaps) > lo else min_topics
-    emb = eigvecs[:, :k]
-    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    values, eigvecs = _spectrum(knn_affinity(x, nn), min(n - 1, hi + 1))
+    k = int(np.clip((values < EIGEN_BELOW).sum(), min_topics, hi))
+    runs = []
+    for scale in CONSENSUS_SCALES:
+        m = min(n - 1, max(2, round(nn * scale)))
+        vecs = eigvecs if m == nn else _spectrum(knn_affinity(x, m), min(n - 1, k))[1]
+        emb = _rows_unit(vecs[:, :k])
+        for s in range(CONSENSUS_SEEDS):
+            runs.append(KMeans(k, n_init=3, random_state=seed + s).fit_predict(emb))
+    membership = np.zeros((n, k * len(runs)), dtype=np.float32)
+    for r, labels in enumerate(runs):
+        membership[np.arange(n), r * k + labels] = 1.0
+    u, sv, _ = np.linalg.svd(membership, full_matrices=False)
+    emb = _rows_unit(u[:, :k] * sv[:k])
     labels = KMeans(k, n_init=3, random_state=seed).fit_predict(emb)
     return Clustering(
         _relabel(labels),
-        "spectral-eigengap",
-        {"k": k, "neighbours": nn, "eigengap": round(float(gaps[k - 1]), 5)},
+        "spectral-consensus",
+        {"k": k, "neighbours": nn, "eigenvalue_k": round(float(values[k - 1]), 5)},
     )
 
 

@@ -102,7 +102,7 @@ def mine_cmd(
     type=click.Choice(["deskbot", "baseline"]),
     default="deskbot",
     show_default=True,
-    help="deskbot: spectral clustering, eigengap count; baseline: DSTC11 k-means + silhouette.",
+    help="deskbot: spectral, k from the graph spectrum; baseline: DSTC11 k-means, silhouette.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @pass_ctx

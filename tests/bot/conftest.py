@@ -3,9 +3,12 @@ a tiny encoder, and the real Redis on this machine with a key prefix per test.""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,46 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: Path) 
     examples = banking_sample("small")
     out = tmp_path_factory.mktemp("intent") / "model"
     return train_intent(examples, TINY_HP, out, progress=False, base_encoder=str(tiny_encoder_dir))
+
+
+@dataclass(frozen=True)
+class FirstBot:
+    """The learning demonstrations' bot before it learns: a home with the base pairs indexed
+    and the first intent model active, trained without the left-out intents."""
+
+    home: Path
+    scenario: Any  # tests.bot.learning_demo.Scenario
+    version: str
+    admin_key: str
+    agent_key: str
+
+
+# The quick preset's; fewer leave the first model overconfident on unseen intents.
+DEMO_EPOCHS = 8
+
+
+@pytest.fixture(scope="session")
+def first_bot(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Any, shared_data: Path
+) -> FirstBot:
+    """Trained once per session, for every demonstration that starts from it."""
+    from finetune.intent.hparams import IntentHyperParams
+    from tests.bot.learning_demo import load_scenario, prepare_home
+
+    scenario = load_scenario(shared_data)
+    home = tmp_path_factory.mktemp("first-bot") / "home"
+    hp = IntentHyperParams.quick().with_(epochs=DEMO_EPOCHS)
+    version, admin, agent = asyncio.run(prepare_home(home, scenario, embedder, hp))
+    return FirstBot(home, scenario, version, admin, agent)
+
+
+@pytest.fixture
+def learning_bot(first_bot: FirstBot, tmp_path: Path) -> FirstBot:
+    """A private copy of the first bot's home, to retrain freely (the first model and index
+    stay where they are: nothing writes to them)."""
+    target = tmp_path / "home"
+    shutil.copytree(first_bot.home, target)
+    return replace(first_bot, home=target)
 
 
 REDIS_URL = os.environ.get("DESKBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -345,6 +345,11 @@ async def test_mining_accepting_merging_dismissing(
         known=known,  # type: ignore[arg-type]
     )
     assert merged.topic.status == "merged" and merged.run is not None
+    # The retraining still waiting serves the merge too: one run, not one per topic.
+    assert done.run is not None and merged.run.id == done.run.id
+    async with db.session() as s:
+        runs = (await s.exec(select(TrainingRun))).all()
+    assert [(r.status, r.params) for r in runs] == [("queued", {"intent": True, "index": True})]
     async with db.session() as s:
         labels = (
             await s.exec(select(Message.corrected_intent).where(col(Message.id).in_(ids["card"])))
@@ -398,3 +403,37 @@ async def test_scheduled_mining_is_due_only_when_idle_and_old(db: Database) -> N
         s.add(row)
     assert not await due_for_mining(db, every)  # just ran
     assert await due_for_mining(db, every, now=datetime.now(UTC) + timedelta(hours=25))
+
+
+async def test_topics_resolved_before_a_retrain_starts_share_it(db: Database) -> None:
+    from tests.bot.gap_fixtures import GIFT_ANSWER as ANSWER
+    from tests.bot.gap_fixtures import stored_topics
+
+    topics = await stored_topics(db)
+    known = {"cancel_order"}
+    merged = await merge_topic(
+        db, topics["crypto"].id, intent="cancel_order", by="root", known=known
+    )  # type: ignore[arg-type]
+    assert merged.run is not None and merged.run.params == {"intent": True}
+    async with db.session() as s:
+        row = await s.get(TrainingRun, merged.run.id)
+        assert row is not None
+        row.status = "running"  # started: it may have read the labels already
+        s.add(row)
+    done = await accept_topic(
+        db,
+        topics["gift"].id,
+        intent="gift_cards",
+        answer=ANSWER,
+        by="root",
+        min_examples=10,
+        known=known,
+        scrubber=Scrubber(),
+    )
+    assert done.run is not None and done.run.id != merged.run.id
+    async with db.session() as s:
+        runs = (await s.exec(select(TrainingRun).order_by(col(TrainingRun.id)))).all()
+    assert [(r.status, r.params) for r in runs] == [
+        ("running", {"intent": True}),
+        ("queued", {"intent": True, "index": True}),
+    ]

@@ -36,7 +36,7 @@ def test_eval_discovery_reports_dstc11_figures(tmp_path: Path, monkeypatch: Any)
     result = CliRunner().invoke(cli, [*args, "--label-col", "label", "--json"])
     assert result.exit_code == 0, result.output
     report = _json(result.output)
-    assert report["method"] == "spectral-eigengap"
+    assert report["method"] == "spectral-consensus"
     assert (report["topics"], report["gold_topics"], report["n"]) == (5, 5, 40)
     assert report["acc"] >= 0.9 and report["f1"] >= 0.9
     assert {"nmi", "ari", "precision", "recall", "seconds", "count_error"} <= set(report)

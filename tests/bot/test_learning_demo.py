@@ -1,13 +1,13 @@
 """The demonstration: the bot learns three intents it was never trained on from agents' work.
 
-Slow: trains the real bundled encoder twice (base model, then the retrain job in a child
-process) on a small Bitext subset; about two minutes on 2 idle cores.
+Slow: trains the real bundled encoder twice (the first bot, shared with the knowledge-gaps
+demonstration through the ``first_bot`` fixture, then the retrain job in a child process) on a
+small Bitext subset; about two minutes on 2 idle cores.
 """
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,41 +17,26 @@ from bot.api.common import SERVICES
 from bot.settings import load_settings
 from bot.storage.models import Message, Role
 from finetune.intent.classifier import IntentClassifier
-from finetune.intent.hparams import IntentHyperParams
+from tests.bot.conftest import DEMO_EPOCHS, FirstBot
 from tests.bot.learning_demo import (
     LEFT_OUT,
     agent_handles,
     customer_says,
+    demo_env,
     left_out_accuracy,
-    load_scenario,
-    prepare_home,
 )
 
 pytestmark = pytest.mark.slow
-EPOCHS = 8  # the quick preset's; fewer leave the first model overconfident on unseen intents
 
 
 async def test_bot_learns_left_out_intents_from_agents(
-    aiohttp_client: Any, embedder: Any, shared_data: Path, tmp_path: Path, monkeypatch: Any
+    aiohttp_client: Any, embedder: Any, learning_bot: FirstBot, monkeypatch: Any
 ) -> None:
     from bot.app import create_app
 
-    scenario = load_scenario(shared_data)
-    home = tmp_path / "home"
-    old_version, admin_key, agent_key = await prepare_home(
-        home, scenario, embedder, IntentHyperParams.quick().with_(epochs=EPOCHS)
-    )
-    # The job runs `deskbot retrain` as a child process: it reads the same settings from here.
-    env = {
-        "DESKBOT_HOME": str(home),
-        "DESKBOT_LEARNING__EVAL_DATA": str(home / "fixed_eval.csv"),
-        "DESKBOT_LEARNING__INTENT_PRESET": "quick",
-        "DESKBOT_LEARNING__INTENT_EPOCHS": str(EPOCHS),
-        # Six held-out questions per known intent: one more miss is a 0.17 drop; allow two.
-        "DESKBOT_LEARNING__MAX_INTENT_DROP": "0.34",
-        "DESKBOT_GENERATION__BACKEND": "off",
-    }
-    for key, value in env.items():
+    scenario, old_version = learning_bot.scenario, learning_bot.version
+    admin_key, agent_key = learning_bot.admin_key, learning_bot.agent_key
+    for key, value in demo_env(learning_bot.home, DEMO_EPOCHS).items():
         monkeypatch.setenv(key, value)
     settings = load_settings(server={"rate_limit_per_ip": 1000, "rate_limit_per_conversation": 100})
     client = await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))
