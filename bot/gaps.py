@@ -581,7 +581,7 @@ async def _queue_retrain(s: Any, params: dict[str, Any]) -> TrainingRun:
             old.update(intent=True, index=True)  # no flag: what `deskbot retrain` does then
         run.params = {k: bool(old.get(k)) or bool(params.get(k)) for k in {*old, *params}}
     s.add(run)
-    return run  # type: ignore[no-any-return]
+    return run
 
 
 def check_intent_name(intent: Any) -> str:
