@@ -130,6 +130,25 @@ async def customer_says(client: Any, text: str) -> tuple[int, dict[str, Any]]:
     return conv["id"], await resp.json()
 
 
+async def answered_with(
+    client: Any, new_wording: dict[str, list[str]], answers: dict[str, set[str]]
+) -> tuple[int, int]:
+    """How many of the new wordings the bot answers itself, with the right intent and one of
+    that intent's agent ``answers``; and how many were asked."""
+    answered = total = 0
+    for intent, questions in new_wording.items():
+        for question in questions:
+            _, body = await customer_says(client, question)
+            reply = body["reply"]
+            total += 1
+            answered += (
+                reply["status"] == "sent"
+                and reply["intent"] == intent
+                and reply["text"] in answers[intent]
+            )
+    return answered, total
+
+
 async def agent_handles(
     client: Any,
     agent: dict[str, str],

@@ -22,7 +22,13 @@ from bot.api.common import SERVICES
 from bot.gaps import mine, store_topics
 from bot.settings import load_settings
 from tests.bot.conftest import FirstBot
-from tests.bot.learning_demo import LEFT_OUT, agent_handles, customer_says, demo_env
+from tests.bot.learning_demo import (
+    LEFT_OUT,
+    agent_handles,
+    answered_with,
+    customer_says,
+    demo_env,
+)
 
 pytestmark = pytest.mark.slow
 # Half the first model's epochs: enough to learn the new intents beside the base data, and the
@@ -108,16 +114,6 @@ async def test_accepted_gap_topic_becomes_an_answered_intent(
 
     # New wordings of the accepted topics are answered by the bot, with the accepted answer
     # or another that agents gave for that intent (the retrain indexes agents' replies too).
-    answered = total = 0
-    for intent, questions in scenario.new_wording.items():
-        for question in questions:
-            _, body = await customer_says(client, question)
-            reply = body["reply"]
-            total += 1
-            answered += (
-                reply["status"] == "sent"
-                and reply["intent"] == intent
-                and reply["text"] in agent_answers[intent]
-            )
+    answered, total = await answered_with(client, scenario.new_wording, agent_answers)
     print(f"\nanswered automatically after accepting the gap topics: {answered}/{total}")
     assert answered >= total // 2, (answered, total)

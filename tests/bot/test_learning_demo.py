@@ -21,6 +21,7 @@ from tests.bot.conftest import DEMO_EPOCHS, FirstBot
 from tests.bot.learning_demo import (
     LEFT_OUT,
     agent_handles,
+    answered_with,
     customer_says,
     demo_env,
     left_out_accuracy,
@@ -117,17 +118,7 @@ async def test_bot_learns_left_out_intents_from_agents(
 
     # New wordings of the left-out questions are now recognised and answered automatically.
     agent_answers = {i: {a for _, a in asked} for i, asked in scenario.asked.items()}
-    answered = total = 0
-    for intent, questions in scenario.new_wording.items():
-        for question in questions:
-            _, body = await customer_says(client, question)
-            reply = body["reply"]
-            total += 1
-            answered += (
-                reply["status"] == "sent"
-                and reply["intent"] == intent
-                and (reply["text"] in agent_answers[intent])
-            )
+    answered, total = await answered_with(client, scenario.new_wording, agent_answers)
     after = left_out_accuracy(svc.runtime.models.intent, scenario.new_wording)
     print(f"\nleft-out intents, new wordings, recognised after retraining: {after}")
     print(f"answered automatically after retraining: {answered}/{total}")
