@@ -337,7 +337,7 @@ def gaps_scenario(args: argparse.Namespace, embedder: Embedder) -> dict[str, Any
         pred = [topic_of.get(i, NOISE) for i in mined_ids]
         figures = score(gold, pred)
         figures["topics"] = len(result.topics)  # the unclustered are not a topic
-        found = {}
+        found: dict[str, list[dict[str, Any]]] = {}
         for topic in result.topics:
             majority, count = Counter(gold_of[i] for i in topic.message_ids).most_common(1)[0]
             if majority in left_out:

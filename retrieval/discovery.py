@@ -88,9 +88,9 @@ def kmeans_silhouette(
 
 
 def neighbours_for(n: int) -> int:
-    """Neighbours per point in the graph: fewer than the messages of one topic, or its points
-    are joined to other topics; a topic holds fewer of a small set's messages (one per 300
-    messages up to 10, at least 5 from 150 messages on, fewer below)."""
+    """Neighbours per point in the graph: fewer than a topic's messages, or topics are
+    joined, and a small set's topics are small: one per 300 messages, from 5 to 10 (n // 30
+    under 150 messages, 3 under 90)."""
     return max(2, min(n // 30 if n >= 90 else 3, max(5, min(10, n // 300)), n - 1))
 
 
