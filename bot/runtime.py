@@ -25,7 +25,6 @@ from bot.generation.placeholders.values import as_placeholders
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.model_versions import active_model_version
-from bot.text import for_patterns
 from finetune.intent.classifier import IntentClassifier, IntentPrediction, Verdict
 from retrieval.consensus import order_answers
 from retrieval.hit import Hit
@@ -355,7 +354,7 @@ class ModelRuntime:
         """Raise each message's nearest-question hit to that of its text with the customer's
         values as slots, where that is nearer: logs keep questions as "order {{Order Number}}",
         and a real number only pulls a message away from them."""
-        masked = {i: m for i, t in enumerate(texts) if (m := as_placeholders(t)) != for_patterns(t)}
+        masked = {i: m for i, t in enumerate(texts) if (m := as_placeholders(t)) != t}
         if not masked:
             return
         index = self.models.index

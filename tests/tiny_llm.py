@@ -6,11 +6,7 @@ Loaded as a plugin by the root conftest, so both test trees share one instance p
 
 from __future__ import annotations
 
-import os
-
 import pytest
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"

@@ -112,7 +112,8 @@ _AS_SLOT = {
 @lru_cache(maxsize=256)
 def as_placeholders(text: str) -> str:
     """``text`` (as :func:`bot.text.for_patterns` reads it) with each customer value replaced by
-    its slot: "cancel order #5521" → "cancel order {{Order Number}}".
+    its slot: "cancel order #5521" → "cancel order {{Order Number}}"; ``text`` itself, unchanged,
+    when it holds no value.
 
     Logs mined into the index hold questions in that form, and a made-up number only pulls a
     question away from them; the original text is kept everywhere else.
@@ -122,14 +123,15 @@ def as_placeholders(text: str) -> str:
     for slots, pattern in _CUSTOMER_VALUES:
         for m in pattern.finditer(view):
             start = m.start("cur") if "cur" in pattern.groupindex else m.start("v")
-            start -= view.startswith("#", start - 1) and start > 0
+            if start and view[start - 1] == "#":
+                start -= 1  # "#5521": the sign goes with the number
             spans.append((start, m.end("v"), _AS_SLOT[slots[0]]))
     out, at = [], 0
     for start, end, slot in sorted(spans):
         if start >= at:  # the first of overlapping spans wins
             out += [view[at:start], slot]
             at = end
-    return "".join(out) + view[at:] if spans else view
+    return "".join(out) + view[at:] if spans else text
 
 
 # Slots a customer value fills that say what they are owed, not who they are: a draft may
