@@ -175,11 +175,26 @@ def sample_home(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Path
     return home
 
 
+@pytest.fixture(scope="session")
+def generator_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generator cache for the session: the bundled model's converted copies depend only on
+    the packaged files, and converting them again for every home costs seconds per test."""
+    return tmp_path_factory.mktemp("generator-cache")
+
+
+def share_generator_cache(home: Path, cache: Path) -> None:
+    """Point ``home``'s cache at the session's shared one (``Settings.cache_dir``)."""
+    assert not (home / "cache").exists(), "the home already has a cache of its own"
+    (home / "cache").symlink_to(cache, target_is_directory=True)
+
+
 @pytest.fixture
-def home(sample_home: Path, tmp_path: Path) -> Path:
-    """A private copy of the prepared home: tests may change it freely."""
+def home(sample_home: Path, tmp_path: Path, generator_cache: Path) -> Path:
+    """A private copy of the prepared home, sharing the session's generator cache: tests may
+    change anything else in it freely."""
     target = tmp_path / "home"
     shutil.copytree(sample_home, target)
+    share_generator_cache(target, generator_cache)
     return target
 
 

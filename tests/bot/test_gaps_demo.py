@@ -21,7 +21,7 @@ import pytest
 from bot.api.common import SERVICES
 from bot.gaps import mine, store_topics
 from bot.settings import load_settings
-from tests.bot.conftest import FirstBot
+from tests.bot.conftest import RETRAIN_EPOCHS, FirstBot
 from tests.bot.learning_demo import (
     LEFT_OUT,
     agent_handles,
@@ -31,9 +31,6 @@ from tests.bot.learning_demo import (
 )
 
 pytestmark = pytest.mark.slow
-# Half the first model's epochs: enough to learn the new intents beside the base data, and the
-# retrain is most of this test's time.
-RETRAIN_EPOCHS = 4
 
 
 async def _run_next_job(svc: Any, run_id: int) -> None:

@@ -2,7 +2,7 @@
 
 Slow: trains the real bundled encoder twice (the first bot, shared with the knowledge-gaps
 demonstration through the ``first_bot`` fixture, then the retrain job in a child process) on a
-small Bitext subset; about two minutes on 2 idle cores.
+small Bitext subset, the retrain with half the first model's epochs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from bot.api.common import SERVICES
 from bot.settings import load_settings
 from bot.storage.models import Message, Role
 from finetune.intent.classifier import IntentClassifier
-from tests.bot.conftest import DEMO_EPOCHS, FirstBot
+from tests.bot.conftest import RETRAIN_EPOCHS, FirstBot
 from tests.bot.learning_demo import (
     LEFT_OUT,
     agent_handles,
@@ -37,7 +37,7 @@ async def test_bot_learns_left_out_intents_from_agents(
 
     scenario, old_version = learning_bot.scenario, learning_bot.version
     admin_key, agent_key = learning_bot.admin_key, learning_bot.agent_key
-    for key, value in demo_env(learning_bot.home, DEMO_EPOCHS).items():
+    for key, value in demo_env(learning_bot.home, RETRAIN_EPOCHS).items():
         monkeypatch.setenv(key, value)
     settings = load_settings(server={"rate_limit_per_ip": 1000, "rate_limit_per_conversation": 100})
     client = await aiohttp_client(create_app(settings, embedder=embedder, run_jobs=False))

@@ -12,6 +12,7 @@ from bot.generation import ReplyRequest, load_generator
 from bot.settings import load_settings
 from finetune.generator.loading import MERGED_GGUF, cached_hf_dir, load_transformers_model, resolve
 from retrieval.hit import Hit
+from tests.conftest import share_generator_cache
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +36,10 @@ QUESTIONS = (
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("home")
+def home(tmp_path_factory, generator_cache) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    share_generator_cache(home, generator_cache)
+    return home
 
 
 @pytest.mark.parametrize("runtime", ["llama_cpp", "transformers"])
@@ -170,7 +173,7 @@ def _agreement(
     return agree / total
 
 
-def test_requantized_gguf_keeps_the_models_output(home, tmp_path):
+def test_requantized_gguf_keeps_the_models_output(home):
     """The Q8_0 copy llama.cpp runs by default predicts as the bundled Q4_1 file does.
 
     Compared token by token along the same text rather than by free greedy decoding: a single
@@ -184,9 +187,10 @@ def test_requantized_gguf_keeps_the_models_output(home, tmp_path):
 
     source = resolve("")
     assert source.gguf is not None
-    out = cached_gguf(source.gguf, tmp_path, "Q8_0")
-    assert cached_gguf(source.gguf, tmp_path, "Q8_0") == out  # converted once
-    assert cached_gguf(source.gguf, tmp_path, "original") == source.gguf
+    # The session's cache: the copy the runtime loads, converted once for every test.
+    out = cached_gguf(source.gguf, home / "cache", "Q8_0")
+    assert cached_gguf(source.gguf, home / "cache", "Q8_0") == out
+    assert cached_gguf(source.gguf, home / "cache", "original") == source.gguf
     types = {t.tensor_type for t in gguf.GGUFReader(str(out)).tensors}
     assert gguf.GGMLQuantizationType.Q8_0 in types
     assert gguf.GGMLQuantizationType.Q4_1 not in types
