@@ -67,8 +67,7 @@ class Embedder:
         # See bot.core.precision: bf16 on AMX CPUs, int8 on other VNNI CPUs, bf16 on other CPUs with
         # native bf16, float32 otherwise. Vectors are float32 either way.
         self.precision = precisions.resolve(precision) if device == "cpu" else "fp32"
-        if self.precision == "int8":
-            self._model = precisions.quantize_int8(self._model)
+        self._model = precisions.prepare(self._model, self.precision)
         dim = self._model.get_embedding_dimension()
         if not dim:
             raise ModelError(f"the embedding model at {path} does not say its dimension")

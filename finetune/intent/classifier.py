@@ -68,11 +68,10 @@ class IntentClassifier:
         frozen_head: frozen.FrozenHead | None = None,
         max_tokens: int | None = None,
     ) -> None:
-        # Serving arithmetic (bot/core/precision.py). int8 quantises the encoder's Linear layers
-        # only: the head stays float32 so the calibrated confidences keep their meaning.
+        # Serving arithmetic (bot/core/precision.py), for the encoder's Linear layers only: the
+        # head stays float32 so the calibrated confidences keep their meaning.
         self.precision = precisions.resolve(precision)
-        if self.precision == "int8":
-            net.encoder = precisions.quantize_int8(net.encoder)
+        net.encoder = precisions.prepare(net.encoder, self.precision)
         self.net = net.eval()
         self.tokenizer = tokenizer
         self.config = config

@@ -53,6 +53,22 @@ def test_int8_vectors_do_not_depend_on_the_batch_and_stay_close_to_float32(tiny,
     np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, rtol=1e-5)
 
 
+def test_bf16_weights_stored_once_give_autocasts_vectors_to_the_bit(tiny_model_dir):
+    import torch
+    from torch import nn
+
+    from bot.core import precision
+
+    bf16 = Embedder(tiny_model_dir, precision="bf16")
+    linears = [m for m in bf16._model.modules() if isinstance(m, nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    # What autocast alone computes, converting float32 weights on every call.
+    plain = Embedder(tiny_model_dir, precision="fp32")
+    with precision.autocast("bf16"):
+        expected = plain._model.encode(TEXTS, convert_to_numpy=True, normalize_embeddings=True)
+    np.testing.assert_array_equal(bf16.encode(TEXTS), expected)
+
+
 def test_max_tokens_reads_a_text_only_up_to_the_cap(tiny):
     capped = tiny.encode([ONE_PAST, AT_CAP], max_tokens=CAP)
     np.testing.assert_array_equal(capped[0], capped[1])
