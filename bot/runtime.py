@@ -304,16 +304,23 @@ class ModelRuntime:
                 Understanding(p, (), "model" if p else "none", c)
                 for p, c in zip(preds, chat, strict=True)
             ]
+        # Each text with the customer's values as slots is read in the same encoder call as
+        # the texts: a second call would read every weight again for one more row.
+        masked = {i: m for i, t in enumerate(texts) if (m := as_placeholders(t)) != t}
+        every = texts + list(masked.values())
+        every_context = contexts + [[] for _ in masked]
         job = None
         if intent is not None and self._side is not None:
             # The two encoders are independent: the retrieval one runs on the side thread
             # while the intent one runs here, so a batch can use two cores.
-            job = self._side.submit(models.index.encode_queries_plain, texts, contexts)
+            job = self._side.submit(models.index.encode_queries_plain, every, every_context)
         logits = intent.logits(texts) if intent is not None else None
         if job is not None:
             plain, vectors = job.result()
         else:
-            plain, vectors = models.index.encode_queries_plain(texts, contexts)
+            plain, vectors = models.index.encode_queries_plain(every, every_context)
+        n = len(texts)
+        plain, vectors, masked_plain = plain[:n], vectors[:n], plain[n:]
         if intent is not None and logits is not None:
             # An intent model with a frozen head needs the texts' plain vectors in its frozen
             # encoder: when that is the retrieval encoder, it takes these.
@@ -336,7 +343,7 @@ class ModelRuntime:
             for i, found in zip(forced, only, strict=True):
                 hits[i] = found
         domain = models.index.search_vectors(plain, 1, intent_mode="off")
-        self._domain_with_slots(texts, domain)
+        self._domain_with_slots(list(masked), masked_plain, domain)
         chat = self._smalltalk(texts, plain)
         order = self.settings.retrieval.answer_order
         hits = [order_answers(found, order) for found in hits]
@@ -350,19 +357,15 @@ class ModelRuntime:
             out.append(Understanding(pred, tuple(found), source, guess, score))
         return out
 
-    def _domain_with_slots(self, texts: list[str], domain: list[list[Hit]]) -> None:
+    def _domain_with_slots(self, rows: list[int], vectors: Any, domain: list[list[Hit]]) -> None:
         """Raise each message's nearest-question hit to that of its text with the customer's
-        values as slots, where that is nearer: logs keep questions as "order {{Order Number}}",
-        and a real number only pulls a message away from them."""
-        masked = {i: m for i, t in enumerate(texts) if (m := as_placeholders(t)) != t}
-        if not masked:
+        values as slots (``vectors``, for the messages at ``rows``), where that is nearer: logs
+        keep questions as "order {{Order Number}}", and a real number only pulls a message away
+        from them."""
+        if not rows:
             return
-        index = self.models.index
-        vectors = index.embedder.encode(
-            list(masked.values()), max_tokens=index.settings.max_query_tokens
-        )
-        found = index.search_vectors(vectors, 1, intent_mode="off")
-        for i, near in zip(masked, found, strict=True):
+        found = self.models.index.search_vectors(vectors, 1, intent_mode="off")
+        for i, near in zip(rows, found, strict=True):
             if near and (not domain[i] or near[0].score > domain[i][0].score):
                 domain[i] = near
 
