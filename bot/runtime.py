@@ -25,6 +25,7 @@ from bot.generation.placeholders.values import as_placeholders
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.model_versions import active_model_version
+from bot.text import for_patterns
 from finetune.intent.classifier import IntentClassifier, IntentPrediction, Verdict
 from retrieval.consensus import order_answers
 from retrieval.hit import Hit
@@ -150,6 +151,15 @@ def _set_threads(n: int) -> None:
     import torch
 
     torch.set_num_threads(n)
+
+
+# A token of single-spaced visible text is rarely more than a few characters: this many per
+# token of the encoders' caps holds every token they read, and spares the tokenizers the rest of
+# a long text, which they would otherwise split whole to keep its first tokens.
+CHARS_PER_TOKEN = 8
+# Only texts this short are read a second time with their values as slots: in a longer text a
+# value is a small share of the words and moves its vector little.
+SLOT_READING_CHARS = 512
 
 
 class ModelRuntime:
@@ -292,13 +302,14 @@ class ModelRuntime:
         """Intent and retrieval for a batch of messages (runs in the batcher's thread)."""
         models = self.models
         texts = [q.text for q in queries]
-        contexts = [list(q.context) for q in queries]
+        read = [self._reading(t) for t in texts]
+        contexts = [[self._reading(t) for t in q.context] for q in queries]
         intent = models.intent
         preds: list[IntentPrediction | None] = [None] * len(texts)
         has_index = models.index is not None and len(models.index) > 0
         if not has_index:
             if intent is not None:
-                preds = list(intent.predict(texts))
+                preds = list(intent.predict(read))
             chat = self._smalltalk(texts, None)
             return [
                 Understanding(p, (), "model" if p else "none", c)
@@ -306,15 +317,19 @@ class ModelRuntime:
             ]
         # Each text with the customer's values as slots is read in the same encoder call as
         # the texts: a second call would read every weight again for one more row.
-        masked = {i: m for i, t in enumerate(texts) if (m := as_placeholders(t)) != t}
-        every = texts + list(masked.values())
+        masked = {
+            i: m
+            for i, t in enumerate(read)
+            if len(t) <= SLOT_READING_CHARS and (m := as_placeholders(t)) != t
+        }
+        every = read + list(masked.values())
         every_context = contexts + [[] for _ in masked]
         job = None
         if intent is not None and self._side is not None:
             # The two encoders are independent: the retrieval one runs on the side thread
             # while the intent one runs here, so a batch can use two cores.
             job = self._side.submit(models.index.encode_queries_plain, every, every_context)
-        logits = intent.logits(texts) if intent is not None else None
+        logits = intent.logits(read) if intent is not None else None
         if job is not None:
             plain, vectors = job.result()
         else:
@@ -325,7 +340,7 @@ class ModelRuntime:
             # An intent model with a frozen head needs the texts' plain vectors in its frozen
             # encoder: when that is the retrieval encoder, it takes these.
             share = intent.frozen_encoder == models.index.embedder.name
-            preds = list(intent.predict_logits(logits, texts, plain if share else None))
+            preds = list(intent.predict_logits(logits, read, plain if share else None))
         labels = [
             q.intent or (p.label if p is not None else None)
             for q, p in zip(queries, preds, strict=True)
@@ -356,6 +371,12 @@ class ModelRuntime:
                 source = "model"
             out.append(Understanding(pred, tuple(found), source, guess, score))
         return out
+
+    def _reading(self, text: str) -> str:
+        """What the encoders read of a text: its single-spaced, visible form (bot.text), cut at
+        a length that still holds every token the encoders' caps let them read."""
+        cap = max(self.settings.retrieval.max_query_tokens, self.settings.intent.max_query_tokens)
+        return for_patterns(text)[: cap * CHARS_PER_TOKEN]
 
     def _domain_with_slots(self, rows: list[int], vectors: Any, domain: list[list[Hit]]) -> None:
         """Raise each message's nearest-question hit to that of its text with the customer's

@@ -144,8 +144,9 @@ class IntentSettings(Section):
     # Serving arithmetic for the classifier (bot/core/precision.py); training is unaffected.
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
     # A customer query is read up to this many tokens (or the model's trained max_length if
-    # shorter), since the classifier's work grows with a text's length.
-    max_query_tokens: int = Field(128, ge=8)
+    # shorter), since the classifier's work grows with a text's length: a request is stated
+    # in its first sentences, and retrieval reads further (retrieval.max_query_tokens).
+    max_query_tokens: int = Field(64, ge=8)
 
 
 class GenerationSettings(Section):
