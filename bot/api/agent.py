@@ -172,9 +172,7 @@ async def _take_over(svc: Services, conv_id: int, who: Principal) -> dict[str, o
         conv.assigned_agent = who.name
         conv.updated_at = utcnow()
         s.add(conv)
-    await svc.bus.publish(
-        conversation_topic(conv_id), Event("status", {"status": conv.status})
-    )
+    await svc.bus.publish(conversation_topic(conv_id), Event("status", {"status": conv.status}))
     await svc.bus.publish(
         AGENTS,
         Event(

@@ -354,9 +354,11 @@ _YES_WORDS = frozenset("yes yeah yep yup sure please pls y absolutely definitely
 # that no typo rule turns "what" into "that".
 _QUESTION_WORDS = frozenset("what whats how hows why when where which who whom whose".split())
 # Spellings customers use that no example could list one by one.
-_EXTRA_WORDS = "thanx thnx thnks thks tnx tks tysm tyvm thankyou thanku thank u ur ya yeah again " \
-    "alot lot lots so very much ok okay okey okie k kk cool fine great good nice perfect " \
+_EXTRA_WORDS = (
+    "thanx thnx thnks thks tnx tks tysm tyvm thankyou thanku thank u ur ya yeah again "
+    "alot lot lots so very much ok okay okey okie k kk cool fine great good nice perfect "
     "awesome super brilliant lovely hmm um uh oh ah well just really all"
+)
 _MAX_CLOSED_WORDS = 12
 
 
