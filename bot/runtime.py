@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.batching import MicroBatcher
 from bot.dialogue.smalltalk import SmallTalkGuess, SmallTalkModel
+from bot.dialogue.spelling import Speller
 from bot.errors import ModelError
 from bot.generation.placeholders.values import as_placeholders
 from bot.settings import Settings
@@ -63,6 +64,7 @@ class ModelSet:
     index: Any = None  # retrieval.index.KnowledgeIndex
     intent: IntentClassifier | None = None
     generator: Any = None  # bot.generation.Generator
+    speller: Speller | None = None  # knows the index's words
     versions: dict[str, str | None] = field(default_factory=dict)
 
 
@@ -245,6 +247,7 @@ class ModelRuntime:
                 precision=self.settings.retrieval.precision,
             )
         index, intent, generator = current.index, current.intent, current.generator
+        speller = current.speller
 
         if "index" in kinds:
             version, _ = await self._active_path("index")
@@ -253,6 +256,8 @@ class ModelRuntime:
                 version = store.active_version()
             if version is not None and version != versions.get("index"):
                 index = await asyncio.to_thread(store.load, version, embedder)
+                if self.settings.dialogue.spelling:
+                    speller = await asyncio.to_thread(Speller.from_questions, index.questions)
             versions["index"] = version if index is not None else None
 
         if "intent" in kinds:
@@ -293,6 +298,7 @@ class ModelRuntime:
             index=index,
             intent=intent,
             generator=generator,
+            speller=speller,
             versions=versions,
         )
 
@@ -374,9 +380,12 @@ class ModelRuntime:
 
     def _reading(self, text: str) -> str:
         """What the encoders read of a text: its single-spaced, visible form (bot.text), cut at
-        a length that still holds every token the encoders' caps let them read."""
+        a length that still holds every token the encoders' caps let them read, its typos
+        read as the words meant (bot.dialogue.spelling)."""
         cap = max(self.settings.retrieval.max_query_tokens, self.settings.intent.max_query_tokens)
-        return for_patterns(text)[: cap * CHARS_PER_TOKEN]
+        view = for_patterns(text)[: cap * CHARS_PER_TOKEN]
+        speller = self.models.speller
+        return speller.correct(view) if speller is not None else view
 
     def _domain_with_slots(self, rows: list[int], vectors: Any, domain: list[list[Hit]]) -> None:
         """Raise each message's nearest-question hit to that of its text with the customer's

@@ -341,6 +341,9 @@ class DialogueSettings(Section):
     clarify_options: int = Field(3, ge=2, le=4)
     # Clarifications for one message before a person takes over.
     max_clarifications: int = Field(2, ge=1, le=5)
+    # Read a misspelt word as the word meant ("pucrhase" → "purchase") before the encoders read
+    # a message (bot/dialogue/spelling.py); the stored text is the customer's.
+    spelling: bool = True
     # Read an unsure message again joined to the topic's question ("and how long?"), and keep
     # that reading when it stays on the topic and is at most this much further from the known
     # questions than the topic question alone.

@@ -113,6 +113,12 @@ class KnowledgeIndex:
     def dim(self) -> int:
         return self.manifest.dim
 
+    @property
+    def questions(self) -> list[str]:
+        """The known questions, as indexed (a copy)."""
+        with self._lock:
+            return list(self._questions)
+
     def __len__(self) -> int:
         return len(self._row_of)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot.dialogue.spelling import Speller
 from bot.runtime import ModelRuntime, ModelSet, Query
 from bot.settings import Settings
 from retrieval.pairs import Pair
@@ -30,7 +31,11 @@ class RecordingEncoder(BagOfWordsEncoder):
 
 
 def _domain_scores(
-    tmp_path: Path, questions: list[str], texts: list[str], encoder: BagOfWordsEncoder | None = None
+    tmp_path: Path,
+    questions: list[str],
+    texts: list[str],
+    encoder: BagOfWordsEncoder | None = None,
+    spelling: bool = False,
 ) -> list[float]:
     encoder = encoder or BagOfWordsEncoder()
     pairs = [Pair(i, q, f"answer {i}", "cancel_order") for i, q in enumerate(questions, 1)]
@@ -38,7 +43,9 @@ def _domain_scores(
     store.build(pairs, encoder, version="v")
     settings = Settings(home=tmp_path, server={"parallel_encoders": False})
     runtime = ModelRuntime(settings, db=None, load_generator=False, embedder=encoder)  # type: ignore[arg-type]
-    runtime.models = ModelSet(embedder=encoder, index=store.load("v", encoder))
+    index = store.load("v", encoder)
+    speller = Speller.from_questions(index.questions) if spelling else None
+    runtime.models = ModelSet(embedder=encoder, index=index, speller=speller)
     return [u.domain_score for u in runtime.understand_batch([Query(t) for t in texts])]
 
 
@@ -92,3 +99,13 @@ def test_encoders_read_a_padded_message_single_spaced_and_cut(tmp_path: Path) ->
     # A text longer than SLOT_READING_CHARS is read once, as typed.
     assert len(asked) == 3 and asked[2] == "cancel order {{Order Number}}"
     assert len(asked[1]) > SLOT_READING_CHARS
+
+
+def test_the_encoders_read_typos_as_the_words_meant(tmp_path: Path) -> None:
+    question = "cancel my purchase"
+    typed = ["cancle my pucrhase", "cancel my freemium purchase"]
+    got = _domain_scores(tmp_path, [question, "upgrade freemium"], typed, spelling=True)
+    assert got[0] == pytest.approx(1.0, abs=1e-5)
+    assert got[0] > _cos(typed[0], question) + 0.5
+    # A word of the known questions is no typo, though no English dictionary holds it.
+    assert got[1] == pytest.approx(_cos(typed[1], question), abs=1e-5)
