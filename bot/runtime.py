@@ -242,9 +242,12 @@ class ModelRuntime:
         embedder = current.embedder
         if embedder is None:
             embedder = await asyncio.to_thread(
-                Embedder,
-                self.settings.retrieval.embedder or None,
-                precision=self.settings.retrieval.precision,
+                functools.partial(
+                    Embedder,
+                    self.settings.retrieval.embedder or None,
+                    precision=self.settings.retrieval.precision,
+                    serving=True,
+                )
             )
         index, intent, generator = current.index, current.intent, current.generator
         speller = current.speller
@@ -275,6 +278,7 @@ class ModelRuntime:
                     path,
                     precision=self.settings.intent.precision,
                     max_tokens=self.settings.intent.max_query_tokens,
+                    serving=True,
                 )
             elif path is None:
                 intent = None

@@ -41,7 +41,12 @@ class Embedder:
     """
 
     def __init__(
-        self, model: str | Path | None = None, device: str = "cpu", precision: str = "auto"
+        self,
+        model: str | Path | None = None,
+        device: str = "cpu",
+        precision: str = "auto",
+        *,
+        serving: bool = False,
     ) -> None:
         from bot.core.bundled import ENCODER_NAME, encoder_path
 
@@ -67,7 +72,8 @@ class Embedder:
         # See bot.core.precision: bf16 on AMX CPUs, int8 on other VNNI CPUs, bf16 on other CPUs with
         # native bf16, float32 otherwise. Vectors are float32 either way.
         self.precision = precisions.resolve(precision) if device == "cpu" else "fp32"
-        self._model = precisions.prepare(self._model, self.precision)
+        # ``serving``: a server's own encoder (bot.core.precision.bf16_weights says why only there).
+        self._model = precisions.prepare(self._model, self.precision, serving=serving)
         dim = self._model.get_embedding_dimension()
         if not dim:
             raise ModelError(f"the embedding model at {path} does not say its dimension")

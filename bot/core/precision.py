@@ -90,6 +90,10 @@ def bf16_weights(module: nn.Module) -> nn.Module:
     Under :func:`autocast` a Linear computes in bfloat16 anyway, but autocast converts a float32
     weight again on every call, which for a short text costs more than the product itself.
     Stored converted, the results are the same to the bit and the per-call copy is gone.
+
+    For serving processes only: once such a module has encoded many texts, training in the
+    same process ran markedly slower on an AMX CPU (measured; the cause was not found), and
+    the server never trains in its own process.
     """
     for child in module.modules():
         if isinstance(child, nn.Linear):
@@ -97,12 +101,13 @@ def bf16_weights(module: nn.Module) -> nn.Module:
     return module.eval()
 
 
-def prepare(module: nn.Module, precision: str) -> nn.Module:
-    """``module`` (changed in place) readied for serving at ``precision`` (a resolved one):
-    its Linear layers in int8, or stored in bfloat16 for :func:`autocast`."""
+def prepare(module: nn.Module, precision: str, *, serving: bool = False) -> nn.Module:
+    """``module`` (changed in place) readied for inference at ``precision`` (a resolved one):
+    its Linear layers in int8, or, in a serving process, stored in bfloat16 for
+    :func:`autocast`."""
     if precision == "int8":
         return quantize_int8(module)
-    if precision == "bf16":
+    if precision == "bf16" and serving:
         return bf16_weights(module)
     return module.eval()
 

@@ -67,11 +67,12 @@ class IntentClassifier:
         precision: str = "auto",
         frozen_head: frozen.FrozenHead | None = None,
         max_tokens: int | None = None,
+        serving: bool = False,
     ) -> None:
         # Serving arithmetic (bot/core/precision.py), for the encoder's Linear layers only: the
         # head stays float32 so the calibrated confidences keep their meaning.
         self.precision = precisions.resolve(precision)
-        net.encoder = precisions.prepare(net.encoder, self.precision)
+        net.encoder = precisions.prepare(net.encoder, self.precision, serving=serving)
         self.net = net.eval()
         self.tokenizer = tokenizer
         self.config = config
@@ -95,6 +96,7 @@ class IntentClassifier:
         top_k: int = 5,
         precision: str = "auto",
         max_tokens: int | None = None,
+        serving: bool = False,
     ) -> IntentClassifier:
         path = Path(path)
         config, tokenizer, net = load_artifact(path)
@@ -112,6 +114,7 @@ class IntentClassifier:
             precision=precision,
             frozen_head=head,
             max_tokens=max_tokens,
+            serving=serving,
         )
         log.info(
             "loaded intent model %s (%d intents, %s) from %s",

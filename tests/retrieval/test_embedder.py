@@ -53,13 +53,13 @@ def test_int8_vectors_do_not_depend_on_the_batch_and_stay_close_to_float32(tiny,
     np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, rtol=1e-5)
 
 
-def test_bf16_weights_stored_once_give_autocasts_vectors_to_the_bit(tiny_model_dir):
+def test_a_servers_bf16_weights_stored_once_give_autocasts_vectors_to_the_bit(tiny_model_dir):
     import torch
     from torch import nn
 
     from bot.core import precision
 
-    bf16 = Embedder(tiny_model_dir, precision="bf16")
+    bf16 = Embedder(tiny_model_dir, precision="bf16", serving=True)
     linears = [m for m in bf16._model.modules() if isinstance(m, nn.Linear)]
     assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
     # What autocast alone computes, converting float32 weights on every call.
