@@ -246,7 +246,7 @@ class ModelRuntime:
                     Embedder,
                     self.settings.retrieval.embedder or None,
                     precision=self.settings.retrieval.precision,
-                    serving=True,
+                    serving=self.settings.server.encoder_bf16_weights,
                 )
             )
         index, intent, generator = current.index, current.intent, current.generator
@@ -278,7 +278,7 @@ class ModelRuntime:
                     path,
                     precision=self.settings.intent.precision,
                     max_tokens=self.settings.intent.max_query_tokens,
-                    serving=True,
+                    serving=self.settings.server.encoder_bf16_weights,
                 )
             elif path is None:
                 intent = None

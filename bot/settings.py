@@ -69,6 +69,11 @@ class ServerSettings(Section):
     model_threads: int = Field(0, ge=0)
     # Run the intent and retrieval encoders of a batch at the same time on two threads.
     parallel_encoders: bool = True
+    # Keep the server's encoders' weights in bfloat16 where they serve in bf16 (AMX CPUs,
+    # bot.core.precision.bf16_weights): the same vectors at less CPU a message. Intent training
+    # in the same process ran slower afterwards, so a process that also trains (the test
+    # suite) turns it off; jobs train in child processes.
+    encoder_bf16_weights: bool = True
     shutdown_timeout_s: float = Field(30.0, ge=0)
     # Run queued jobs (imports, training) in this process; off when `deskbot worker` runs them.
     run_jobs: bool = True

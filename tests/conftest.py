@@ -13,6 +13,10 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The suite trains models in its own process after serving with them: stored bf16 weights made
+# that training markedly slower (bot/settings.py, ServerSettings.encoder_bf16_weights);
+# tests/retrieval/test_embedder.py checks the stored weights give the same vectors.
+os.environ.setdefault("DESKBOT_SERVER__ENCODER_BF16_WEIGHTS", "false")
 
 import pytest
 
