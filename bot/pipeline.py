@@ -366,7 +366,9 @@ class ReplyPipeline:
         guess = understood.smalltalk
         points_back = looks_elliptical(text)
         pointing_back = bool(state.active_intent) and points_back
-        human = self._asks_for_human(understood, sure, pointing_back, self._bare_value(text))
+        # Off the event loop: reading every slot of a 4,000-character message costs milliseconds.
+        bare = await asyncio.to_thread(self._bare_value, text)
+        human = self._asks_for_human(understood, sure, pointing_back, bare)
         smalltalk = None
         closed = guess is not None and guess.closed
         if (
