@@ -336,6 +336,9 @@ class DialogueSettings(Section):
     # An unsure intent is answered when the nearest known question (at least this similar)
     # has the same intent: the model and retrieval agree.
     agree_score: float = Field(0.75, ge=0, le=1)
+    # ...or, when the model gives it at least this probability, at least ``in_domain_score``
+    # similar: a probable intent that retrieval confirms is answered rather than clarified.
+    agree_confidence: float = Field(0.9, ge=0, le=1)
     # A confident intent is answered only when some known question is at least this similar:
     # an intent model is confidently wrong on what it never saw ("will it rain tomorrow?").
     sure_domain_score: float = Field(0.6, ge=0, le=1)

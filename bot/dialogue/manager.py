@@ -334,6 +334,9 @@ _ANAPHORA = frozenset(
 
 
 def looks_elliptical(text: str, most_words: int = 8) -> bool:
-    """Whether a message reads as a follow-up to the previous turn rather than on its own."""
+    """Whether a message reads as a follow-up to the previous turn rather than on its own:
+    short and pointing back, or a bare question word ("how?", "wait, why?")."""
     words = _words(text)
+    if 0 < len(words) <= 2 and any(w in st.QUESTION_WORDS for w in words):
+        return True
     return 0 < len(words) <= most_words and any(w in _ANAPHORA for w in words)

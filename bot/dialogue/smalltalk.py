@@ -352,7 +352,7 @@ _THANKS_WORDS = frozenset(
 _YES_WORDS = frozenset("yes yeah yep yup sure please pls y absolutely definitely".split())
 # A question word makes a message a question ("ok so what now?"), never a closer; listed so
 # that no typo rule turns "what" into "that".
-_QUESTION_WORDS = frozenset("what whats how hows why when where which who whom whose".split())
+QUESTION_WORDS = frozenset("what whats how hows why when where which who whom whose".split())
 # Spellings customers use that no example could list one by one.
 _EXTRA_WORDS = (
     "thanx thnx thnks thks tnx tks tysm tyvm thankyou thanku thank u ur ya yeah again "
@@ -430,7 +430,7 @@ class SmallTalkModel:
         if not words or len(words) > _MAX_CLOSED_WORDS:
             return False
         for word in words:
-            if word in _QUESTION_WORDS:
+            if word in QUESTION_WORDS:
                 return False
             if word in self._vocabulary:
                 continue

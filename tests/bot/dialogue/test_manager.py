@@ -395,6 +395,9 @@ def test_clarify_options_skip_unlikely_and_excluded() -> None:
         ("what's the next step?", True),
         ("ok, and then?", True),
         ("what's the weather in Paris?", False),
+        ("wait, how?", True),  # a bare question word asks about the last answer
+        ("why?", True),
+        ("how do I cancel my order?", False),
         ("tell me a joke", False),
         ("and " * 50, False),  # too long to lean on the last turn
     ],
