@@ -283,17 +283,18 @@ class ReplyPipeline:
 
     def _sure(self, u: Understanding) -> bool:
         """Whether ``u``'s intent can be answered: the model is confident, or its best guess
-        is also the intent of the nearest known question and that question is close (less
-        close when the model gives it a high probability). The second opinion recovers right
-        answers that calibration put under the threshold."""
+        is also the intent of the nearest known question and that question is close. The
+        second opinion recovers right answers that calibration put under the threshold."""
         p = u.prediction
         if p is None or p.intent in self.dialogue.exclude:
             return False
         if p.verdict == "confident":
             return u.domain_score >= self.settings.dialogue.sure_domain_score or not u.hits
-        cfg = self.settings.dialogue
-        near = cfg.in_domain_score if p.confidence >= cfg.agree_confidence else cfg.agree_score
-        return bool(u.hits) and u.hits[0].intent == p.intent and u.domain_score >= near
+        return (
+            bool(u.hits)
+            and u.hits[0].intent == p.intent
+            and u.domain_score >= self.settings.dialogue.agree_score
+        )
 
     def _asks_for_human(
         self, u: Understanding, sure: bool, pointing_back: bool = False, bare: bool = False

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.batching import MicroBatcher
-from bot.dialogue.smalltalk import SmallTalkGuess, SmallTalkModel
+from bot.dialogue.smalltalk import SmallTalkGuess, SmallTalkModel, without_greeting
 from bot.dialogue.spelling import Speller
 from bot.errors import ModelError
 from bot.generation.placeholders.values import as_placeholders
@@ -384,10 +384,10 @@ class ModelRuntime:
 
     def _reading(self, text: str) -> str:
         """What the encoders read of a text: its single-spaced, visible form (bot.text), cut at
-        a length that still holds every token the encoders' caps let them read, its typos
-        read as the words meant (bot.dialogue.spelling)."""
+        a length that still holds every token the encoders' caps let them read, without the
+        greeting it opens with, its typos read as the words meant (bot.dialogue.spelling)."""
         cap = max(self.settings.retrieval.max_query_tokens, self.settings.intent.max_query_tokens)
-        view = for_patterns(text)[: cap * CHARS_PER_TOKEN]
+        view = without_greeting(for_patterns(text)[: cap * CHARS_PER_TOKEN])
         speller = self.models.speller
         return speller.correct(view) if speller is not None else view
 

@@ -336,9 +336,6 @@ class DialogueSettings(Section):
     # An unsure intent is answered when the nearest known question (at least this similar)
     # has the same intent: the model and retrieval agree.
     agree_score: float = Field(0.75, ge=0, le=1)
-    # ...or, when the model gives it at least this probability, at least ``in_domain_score``
-    # similar: a probable intent that retrieval confirms is answered rather than clarified.
-    agree_confidence: float = Field(0.9, ge=0, le=1)
     # A confident intent is answered only when some known question is at least this similar:
     # an intent model is confidently wrong on what it never saw ("will it rain tomorrow?").
     sure_domain_score: float = Field(0.6, ge=0, le=1)
@@ -361,7 +358,7 @@ class DialogueSettings(Section):
     # the topic too when it is at least this close to the known questions on its own, and
     # kept on a tighter drop.
     follow_up_question_score: float = Field(0.5, ge=0, le=1)
-    follow_up_question_drop: float = Field(0.1, ge=0, le=1)
+    follow_up_question_drop: float = Field(0.15, ge=0, le=1)
     # Look for a second request in one message ("cancel my order and send the invoice").
     split_requests: bool = True
     # ...when the model is unsure, or gives a second intent at least this probability.

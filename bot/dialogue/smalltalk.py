@@ -471,3 +471,38 @@ class SmallTalkModel:
             near_human = float(sims[row][self._human].max()) if self._human.any() else 0.0
             out.append(SmallTalkGuess(label, float(sims[row, best]), closed[row], near_human))
         return out
+
+
+# Words that open a message as a greeting ("hey team.", "good morning,"), and whom it greets.
+_OPENERS = frozenset(
+    "hi hii hiya hello helo hallo hullo hey heya hay howdy hola yo greetings morning "
+    "afternoon evening".split()
+)
+_TIMES_OF_DAY = frozenset("morning afternoon evening day".split())
+_ADDRESSEES = frozenset(
+    "there team all everyone everybody guys folks friend friends sir madam dear support".split()
+)
+
+
+def without_greeting(text: str, min_rest: int = 2) -> str:
+    """``text`` without the greeting it opens with, when at least ``min_rest`` words are left:
+    "hi team. I want to cancel my order" reads as the question it is, since the greeting only
+    pulls its vectors away from the questions the bot knows. Linear: looks at the first words."""
+    words = text.split(maxsplit=8)
+    i = 0
+    while i < min(len(words), 6):
+        word = words[i].strip(_EDGES).lower()
+        following = words[i + 1].strip(_EDGES).lower() if i + 1 < len(words) else ""
+        if word in _OPENERS or (i > 0 and word in _ADDRESSEES):
+            i += 1
+        elif word == "good" and following in _TIMES_OF_DAY:
+            i += 2
+        else:
+            break
+    parts = text.split(maxsplit=i) if i else []
+    if len(parts) <= i or len(parts[i].split(maxsplit=min_rest)) < min_rest:
+        return text
+    return parts[i]
+
+
+_EDGES = ".,!?;:-~"

@@ -15,7 +15,6 @@ from bot.pipeline import ReplyPipeline
 from bot.runtime import Understanding
 from bot.settings import Settings
 from finetune.intent.classifier import IntentPrediction
-from retrieval.hit import Hit
 
 
 def _pipeline(tmp_path: Path) -> ReplyPipeline:
@@ -59,31 +58,3 @@ async def test_chat_about_anything_else_is_no_request_for_a_person(tmp_path: Pat
     plain = replace(joke, smalltalk=SmallTalkGuess(smalltalk.ELSEWHERE, 0.3, human_score=0.4))
     reading, _ = await pipeline._read(DialogueState(), "get me someone", plain)
     assert reading.human
-
-
-def _unsure(confidence: float, hit_intent: str, domain: float) -> Understanding:
-    pred = IntentPrediction(
-        "change_order", confidence, (("change_order", confidence),), "out_of_scope"
-    )
-    hit = Hit(1, domain, "how do I change my order?", "You can…", hit_intent)
-    return Understanding(pred, (hit,), "model", None, domain)
-
-
-@pytest.mark.parametrize(
-    ("confidence", "hit_intent", "domain", "sure"),
-    [
-        (0.95, "change_order", 0.70, True),  # probable, and retrieval agrees close enough
-        (0.80, "change_order", 0.70, False),  # less probable: retrieval must be closer
-        (0.80, "change_order", 0.80, True),
-        (0.95, "change_order", 0.60, False),  # not close enough to anything known
-        (0.95, "place_order", 0.70, False),  # retrieval disagrees
-    ],
-)
-async def test_an_unsure_intent_is_answered_when_retrieval_agrees(
-    tmp_path: Path, confidence: float, hit_intent: str, domain: float, sure: bool
-) -> None:
-    understood = _unsure(confidence, hit_intent, domain)
-    reading, _ = await _pipeline(tmp_path)._read(
-        DialogueState(), "I cannot update my purchase", understood
-    )
-    assert (reading.verdict == "confident") == sure

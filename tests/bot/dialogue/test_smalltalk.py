@@ -67,3 +67,27 @@ def test_spelling_view_finds_the_label_the_encoder_misses(model: st.SmallTalkMod
     blind = model.classify(far, enc)  # without the texts, only the encoder view counts
     assert all(not g.closed for g in blind)
     assert max(g.score for g in blind) < min(g.score for g in got)
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("hi team. I want to cancel my order", "I want to cancel my order"),
+        ("good morning, help me add articles", "help me add articles"),
+        ("helo see the eta of the purchase", "see the eta of the purchase"),
+        ("Hey there! where is my refund?", "where is my refund?"),
+        ("hi", "hi"),  # a greeting alone stays one
+        ("hello there", "hello there"),
+        ("hi cancel", "hi cancel"),  # too little left to stand on its own
+        ("good service so far", "good service so far"),  # "good" greets only with a time of day
+        ("there is a problem with my order", "there is a problem with my order"),
+    ],
+)
+def test_a_greeting_before_a_question_is_left_out(text: str, read: str) -> None:
+    assert st.without_greeting(text) == read
+
+
+def test_leaving_out_a_greeting_looks_only_at_the_first_words() -> None:
+    hostile = "hi " * 200_000 + "cancel my order"
+    read = st.without_greeting(hostile)
+    assert read.endswith("cancel my order") and len(hostile) - len(read) == len("hi ") * 6

@@ -45,3 +45,13 @@ def test_misspelt_words_read_as_the_words_meant(speller: Speller, typed: str, me
 )
 def test_real_words_names_codes_and_slang_are_read_as_typed(speller: Speller, text: str) -> None:
     assert speller.correct(text) == text
+
+
+def test_a_typo_the_logs_kept_is_still_read_as_the_word_meant() -> None:
+    """Known questions hold typos too; a rare variant of a frequent word is one of them."""
+    logs = ["cancel my purchase"] * 40 + ["cancle my purcahse", "upgrade my freemium plan"]
+    speller = Speller.from_questions(logs)
+    assert speller.correct("cancle my purcahse") == "cancel my purchase"
+    assert speller.correct("upgrade my freemium plan") == "upgrade my freemium plan"
+    # As frequent as the word it is near: a word of this business, read as typed.
+    assert Speller.from_questions(["cancle"] * 3 + ["cancel"] * 3).correct("cancle") == "cancle"
