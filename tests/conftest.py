@@ -23,6 +23,7 @@ import pytest
 from bot.importer import import_file
 from bot.storage.db import Database
 from bot.storage.model_versions import activate_model_version, register_model_version
+from tests import head_start
 
 pytest_plugins = ["tests.tiny_llm"]
 
@@ -37,7 +38,21 @@ UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 # Fixtures that load a real bundled model: a test using one, directly or through another
 # fixture, is marked ``slow`` here, so ``pytest -m "not slow"`` (``make test-quick``) leaves out
 # every such test without each having to say so.
-REAL_MODEL_FIXTURES = frozenset({"embedder", "real_model"})
+REAL_MODEL_FIXTURES = frozenset({"embedder", "real_model", "first_bot"})
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the slow preparations the collected tests need (tests/head_start.py)."""
+    if session.config.option.collectonly:
+        return
+    if any(item.name == "test_packages_pass_mypy" for item in session.items):
+        head_start.start("mypy", *head_start.MYPY)
+    if SHARED_DATA.is_dir() and any(
+        "first_bot" in getattr(item, "fixturenames", ()) for item in session.items
+    ):
+        from tests.bot.learning_demo import first_bot_args
+
+        head_start.start("first_bot", *first_bot_args(SHARED_DATA))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -203,6 +218,7 @@ def home(sample_home: Path, tmp_path: Path, generator_cache: Path) -> Path:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    head_start.stop_all()
     if _pg_template is not None:
         import asyncio
 

@@ -3,7 +3,6 @@ a tiny encoder, and the real Redis on this machine with a key prefix per test.""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import uuid
@@ -16,6 +15,7 @@ import pytest
 
 from bot.settings import Settings, load_settings
 from finetune.intent.train import train_intent
+from tests import head_start
 from tests.conftest import UNDER_CI
 from tests.finetune.intent.helpers import TINY_HP, banking_sample
 
@@ -65,26 +65,25 @@ class FirstBot:
     agent_key: str
 
 
-# The quick preset's; fewer leave the first model overconfident on unseen intents.
-DEMO_EPOCHS = 8
 # The demonstrations' retrains: half the first model's epochs are enough to learn the new
 # intents beside the base data, and the retrain is most of each demonstration's time.
 RETRAIN_EPOCHS = 4
 
 
 @pytest.fixture(scope="session")
-def first_bot(
-    tmp_path_factory: pytest.TempPathFactory, embedder: Any, shared_data: Path
-) -> FirstBot:
-    """Trained once per session, for every demonstration that starts from it."""
-    from finetune.intent.hparams import IntentHyperParams
-    from tests.bot.learning_demo import load_scenario, prepare_home
+def first_bot(shared_data: Path) -> FirstBot:
+    """Trained once per session, in a child process started when the tests were collected
+    (tests/head_start.py), for every demonstration that starts from it."""
+    from tests.bot.learning_demo import first_bot_args, load_scenario, read_first_bot
 
-    scenario = load_scenario(shared_data)
-    home = tmp_path_factory.mktemp("first-bot") / "home"
-    hp = IntentHyperParams.quick().with_(epochs=DEMO_EPOCHS)
-    version, admin, agent = asyncio.run(prepare_home(home, scenario, embedder, hp))
-    return FirstBot(home, scenario, version, admin, agent)
+    args = first_bot_args(shared_data)
+    rc, output = head_start.finish("first_bot", *args)
+    assert rc == 0, f"preparing the first bot failed:\n{output}"
+    home = Path(args[2])
+    info = read_first_bot(home)
+    return FirstBot(
+        home, load_scenario(shared_data), info["version"], info["admin_key"], info["agent_key"]
+    )
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import gzip
+import json
 import random
 import re
 from collections import defaultdict
@@ -26,6 +27,8 @@ from bot.storage.db import Database
 from bot.storage.model_versions import activate_model_version, register_model_version
 
 LEFT_OUT = ("newsletter_subscription", "check_payment_methods", "delivery_options")
+# The first model's epochs, the quick preset's; fewer leave it overconfident on unseen intents.
+DEMO_EPOCHS = 8
 _PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}")
 
 
@@ -207,3 +210,38 @@ def left_out_accuracy(classifier: Any, new_wording: dict[str, list[str]]) -> dic
             preds
         )
     return out
+
+
+def first_bot_args(data_dir: Path) -> tuple[str, ...]:
+    """The command (after ``python``) that prepares the first bot in a child process."""
+    from tests import head_start
+
+    home = head_start.scratch() / "first-bot" / "home"
+    return ("-m", "tests.bot.learning_demo", str(home), str(data_dir))
+
+
+def read_first_bot(home: Path) -> dict[str, str]:
+    """What :func:`main` wrote: the first model's version and the two API keys."""
+    return json.loads((home / "first_bot.json").read_text())  # type: ignore[no-any-return]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m tests.bot.learning_demo HOME DATA``: the first bot, prepared in HOME from
+    the shared data sets in DATA, on one thread (the suite runs beside it)."""
+    import sys
+
+    import torch
+
+    from finetune.intent.hparams import IntentHyperParams
+    from retrieval.embedder import Embedder
+
+    home, data = (Path(a) for a in (argv or sys.argv[1:])[:2])
+    torch.set_num_threads(1)
+    hp = IntentHyperParams.quick().with_(epochs=DEMO_EPOCHS)
+    version, admin, agent = asyncio.run(prepare_home(home, load_scenario(data), Embedder(), hp))
+    info = {"version": version, "admin_key": admin, "agent_key": agent}
+    (home / "first_bot.json").write_text(json.dumps(info))
+
+
+if __name__ == "__main__":
+    main()
