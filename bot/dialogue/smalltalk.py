@@ -482,6 +482,7 @@ _TIMES_OF_DAY = frozenset("morning afternoon evening day".split())
 _ADDRESSEES = frozenset(
     "there team all everyone everybody guys folks friend friends sir madam dear support".split()
 )
+_EDGES = ".,!?;:-~"  # punctuation around a greeting word ("hey,", "morning!")
 
 
 def without_greeting(text: str, min_rest: int = 2) -> str:
@@ -503,6 +504,3 @@ def without_greeting(text: str, min_rest: int = 2) -> str:
     if len(parts) <= i or len(parts[i].split(maxsplit=min_rest)) < min_rest:
         return text
     return parts[i]
-
-
-_EDGES = ".,!?;:-~"
