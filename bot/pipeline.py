@@ -318,7 +318,7 @@ class ReplyPipeline:
             return False  # a value on its own, or a confident question of the deployment's own
         if (
             guess is not None
-            and (guess.label in smalltalk_labels.CHAT or guess.label == smalltalk_labels.ELSEWHERE)
+            and guess.label in smalltalk_labels.CHAT
             and (
                 guess.closed
                 or (

@@ -341,8 +341,9 @@ class SmallTalkGuess:
 
 # Labels whose examples hold only social words; their words make up the closed vocabulary.
 SOCIAL = (GREET, THANKS, BYE, AFFIRM, DENY)
-# Chat the bot answers itself, never a request for a person.
-CHAT = (*SOCIAL, BOT, CAPABILITIES, ABUSE)
+# Chat the bot answers itself (chat about anything else with what it can help with), never a
+# request for a person.
+CHAT = (*SOCIAL, BOT, CAPABILITIES, ABUSE, ELSEWHERE)
 # A closed message with one of these is thanks, not a yes ("okay..thanks alot!" is no yes to
 # "would you like to talk to a person?").
 _THANKS_WORDS = frozenset(

@@ -74,12 +74,16 @@ RETRAIN_EPOCHS = 4
 def first_bot(shared_data: Path) -> FirstBot:
     """Trained once per session, in a child process started when the tests were collected
     (tests/head_start.py), for every demonstration that starts from it."""
-    from tests.bot.learning_demo import first_bot_args, load_scenario, read_first_bot
+    from tests.bot.learning_demo import (
+        first_bot_args,
+        first_bot_home,
+        load_scenario,
+        read_first_bot,
+    )
 
-    args = first_bot_args(shared_data)
-    rc, output = head_start.finish("first_bot", *args)
+    rc, output = head_start.finish("first_bot", *first_bot_args(shared_data))
     assert rc == 0, f"preparing the first bot failed:\n{output}"
-    home = Path(args[2])
+    home = first_bot_home()
     info = read_first_bot(home)
     return FirstBot(
         home, load_scenario(shared_data), info["version"], info["admin_key"], info["agent_key"]

@@ -212,12 +212,16 @@ def left_out_accuracy(classifier: Any, new_wording: dict[str, list[str]]) -> dic
     return out
 
 
-def first_bot_args(data_dir: Path) -> tuple[str, ...]:
-    """The command (after ``python``) that prepares the first bot in a child process."""
+def first_bot_home() -> Path:
+    """Where the child process prepares the first bot (the session's scratch directory)."""
     from tests import head_start
 
-    home = head_start.scratch() / "first-bot" / "home"
-    return ("-m", "tests.bot.learning_demo", str(home), str(data_dir))
+    return head_start.scratch() / "first-bot" / "home"
+
+
+def first_bot_args(data_dir: Path) -> tuple[str, ...]:
+    """The command (after ``python``) that prepares the first bot in a child process."""
+    return ("-m", "tests.bot.learning_demo", str(first_bot_home()), str(data_dir))
 
 
 def read_first_bot(home: Path) -> dict[str, str]:
