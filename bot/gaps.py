@@ -10,13 +10,15 @@ The miner takes the customer messages of a period that the bot did not answer we
   edited (word overlap under ``gaps.heavy_edit``);
 - ``negative_feedback``: the customer rated the reply at or under ``gaps.negative_rating``.
 
-Messages an agent already labelled and messages of dismissed topics are left out. The rest
-are scrubbed of personal data, embedded with the retrieval encoder and clustered by
-:func:`retrieval.discovery.discover` (no topic count to set). Each topic gets its size, the
-count of similar messages in the period before (the trend), its most central messages, a name
-from its key phrases, the nearest known intent with its similarity ("new" under
-``gaps.new_below``, else "existing": an intent the model learned badly) and the agents' replies
-to its messages ranked as candidate answers. Only scrubbed text is stored.
+Messages an agent already labelled and messages of dismissed topics are left out. The rest are
+scrubbed of personal data, embedded with the retrieval encoder and clustered by
+:func:`retrieval.discovery.discover` (no topic count to set), beside examples of the known
+intents so that a few messages of an intent the model learned badly make a topic with them.
+Each topic gets its size, the count of similar messages in the period before (the trend), its
+most central messages, a name from its key phrases, the nearest known intent with its
+similarity ("new" under ``gaps.new_below``, else "existing": an intent the model learned badly)
+and the agents' replies to its messages ranked as candidate answers. Only scrubbed text is
+stored.
 
 An admin then accepts a topic as a new intent (its messages are labelled, the chosen answer
 becomes a knowledge pair for each of them, and the gated retraining is queued), merges it into
@@ -55,7 +57,7 @@ from bot.storage.models import (
     utcnow,
 )
 from retrieval.consensus import lcs_f1, words
-from retrieval.discovery import NOISE, discover
+from retrieval.discovery import NOISE, Clustering, discover
 
 log = logging.getLogger("deskbot.gaps")
 
@@ -396,7 +398,7 @@ async def mine(
     since: datetime | None = None,
     until: datetime | None = None,
     scrubber: Scrubber | None = None,
-    cluster: Callable[[np.ndarray], Any] = discover,
+    cluster: Callable[..., Clustering] = discover,
 ) -> MiningResult:
     """Find the topics of the period ``[since, until)`` (default: the last
     ``gaps.period_days``). Runs the encoder and clustering in this thread: call it from a job
@@ -421,24 +423,37 @@ async def mine(
         return result
     texts = [scrubber(m.text) for m in found]
     vectors = np.asarray(encoder.encode(texts), dtype=np.float32)
-    clustering = cluster(vectors) if len(found) >= cfg.min_topic_size else None
+    known = await intent_examples(db, settings)
+    names = sorted(known)
+    known_vectors: list[np.ndarray] = []
+    if names:
+        flat = np.asarray(encoder.encode([t for n in names for t in known[n]]), dtype=np.float32)
+        bounds = np.cumsum([len(known[n]) for n in names])[:-1]
+        known_vectors = np.split(flat, bounds)
+    intent_centroids = np.stack([_centroid(v) for v in known_vectors]) if names else None
+    clustering = (
+        cluster(vectors, known=known_vectors)
+        if len(found) >= cfg.min_topic_size or known_vectors
+        else None
+    )
     labels = clustering.labels if clustering is not None else np.full(len(found), NOISE, np.int64)
     if clustering is not None:
         result.details = {"method": clustering.method, **clustering.details}
+    # A topic needs min_topic_size members, counting the known intent's examples that joined it.
+    beside = clustering.known_members if clustering is not None else ()
+    members_of: dict[int, list[int]] = defaultdict(list)
+    for i, t in enumerate(labels.tolist()):
+        if t != NOISE:
+            members_of[t].append(i)
     groups = [
-        [i for i in range(len(found)) if labels[i] == t]
-        for t in sorted(set(labels.tolist()) - {NOISE})
+        g
+        for t, g in sorted(members_of.items())
+        if len(g) + (beside[t] if t < len(beside) else 0) >= cfg.min_topic_size
     ]
-    groups = [g for g in groups if len(g) >= cfg.min_topic_size]
     result.unclustered = len(found) - sum(len(g) for g in groups)
     if not groups:
         return result
 
-    known = await intent_examples(db, settings)
-    names = sorted(known)
-    intent_centroids = (
-        np.stack([_centroid(encoder.encode(known[n])) for n in names]) if names else None
-    )
     replies = await agent_replies(db, [m.id for m in found])
     phrases = key_phrases([[texts[i] for i in g] for g in groups])
     centroids = []

@@ -31,6 +31,9 @@ class Clustering:
     labels: np.ndarray
     method: str
     details: dict[str, Any] = field(default_factory=dict)
+    # Per topic, how many known intents' examples were clustered with its vectors (empty when
+    # none were given).
+    known_members: tuple[int, ...] = ()
 
     @property
     def n_topics(self) -> int:
@@ -137,9 +140,17 @@ def _rows_unit(emb: np.ndarray) -> np.ndarray:
     return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
 
+# Known intents' examples clustered beside the messages, at most this many per intent: enough
+# for an intent to fill a patch of the graph, few enough not to outweigh the messages; and at
+# most this many in all, which bounds the work.
+KNOWN_PER_INTENT = 32
+KNOWN_MAX = 4096
+
+
 def discover(
     vectors: np.ndarray,
     *,
+    known: Sequence[np.ndarray] = (),
     min_topics: int = 2,
     max_topics: int = 200,
     neighbours: int | None = None,
@@ -155,13 +166,43 @@ def discover(
     first k eigenvectors (rows normalised), as in Ng, Jordan and Weiss (2001), for graphs of
     a few neighbour counts and seeds; the final topics cluster the points by how those runs
     grouped them (k-means on the leading singular vectors of their joint membership matrix).
-    """
-    from sklearn.cluster import KMeans
 
+    ``known`` holds, per known intent, vectors of its examples. They are clustered with the
+    messages, as in generalized category discovery (Vaze et al., 2022): a message of a known
+    intent then joins that intent's patch instead of a topic of unrelated stragglers, and the
+    patch is a topic of its own however few messages joined it. Only the messages are
+    labelled; ``known_members`` counts the examples in each topic.
+    """
     x = _unit(vectors)
     n = len(x)
+    groups = [np.asarray(g) for g in known if len(g)]
+    if not groups:
+        labels, details = _spectral_consensus(x, min_topics, max_topics, neighbours, seed)
+        return Clustering(_relabel(labels), "spectral-consensus", details)
+    per = max(1, min(KNOWN_PER_INTENT, KNOWN_MAX // len(groups)))
+    examples = np.vstack([_unit(g[:per]) for g in groups])
+    joint, details = _spectral_consensus(
+        np.vstack([x, examples]), min_topics, max_topics + len(groups), neighbours, seed
+    )
+    labels = _relabel(joint[:n])
+    topic_of = {int(j): int(t) for j, t in zip(joint[:n], labels, strict=True)}
+    members = [0] * len(topic_of)
+    for j in joint[n:]:
+        if int(j) in topic_of:
+            members[topic_of[int(j)]] += 1
+    details = {**details, "known_intents": len(groups), "known_examples": len(examples)}
+    return Clustering(labels, "spectral-consensus-known", details, tuple(members))
+
+
+def _spectral_consensus(
+    x: np.ndarray, min_topics: int, max_topics: int, neighbours: int | None, seed: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """:func:`discover`'s partition of the unit vectors ``x``: raw labels and details."""
+    from sklearn.cluster import KMeans
+
+    n = len(x)
     if n < 4:
-        return Clustering(np.zeros(n, dtype=np.int64), "spectral-consensus", {"k": min(n, 1)})
+        return np.zeros(n, dtype=np.int64), {"k": min(n, 1)}
     nn = neighbours or neighbours_for(n)
     hi = max(min_topics, min(max_topics, n // 2))
     values, eigvecs = _spectrum(knn_affinity(x, nn), min(n - 1, hi + 1))
@@ -179,11 +220,7 @@ def discover(
     u, sv, _ = np.linalg.svd(membership, full_matrices=False)
     emb = _rows_unit(u[:, :k] * sv[:k])
     labels = KMeans(k, n_init=3, random_state=seed).fit_predict(emb)
-    return Clustering(
-        _relabel(labels),
-        "spectral-consensus",
-        {"k": k, "neighbours": nn, "eigenvalue_k": round(float(values[k - 1]), 5)},
-    )
+    return labels, {"k": k, "neighbours": nn, "eigenvalue_k": round(float(values[k - 1]), 5)}
 
 
 # -- evaluation ---------------------------------------------------------------------------

@@ -86,6 +86,25 @@ def test_discover_finds_separated_groups_without_k(groups: int, per: int) -> Non
     assert list(sizes) == sorted(sizes, reverse=True)
 
 
+def test_known_intents_examples_take_in_their_few_messages() -> None:
+    # Six intents: four known (their examples given), each with two messages among the mined
+    # ones, and two new ones with twelve messages each.
+    vectors, labels = blobs(6, 34, seed=3)
+    known = [vectors[labels == g][:20] for g in range(4)]
+    picked = np.concatenate(
+        [np.flatnonzero(labels == g)[20:22] for g in range(4)]
+        + [np.flatnonzero(labels == g)[:12] for g in (4, 5)]
+    )
+    found = discover(vectors[picked], known=known)
+    assert found.method == "spectral-consensus-known"
+    assert score(labels[picked].tolist(), found.labels.tolist())["acc"] == 1.0
+    # Each pair of messages sits with its intent's 20 examples; the new intents' topics alone.
+    gold = labels[picked]
+    beside = {int(gold[found.labels == t][0]): m for t, m in enumerate(found.known_members)}
+    assert beside == {0: 20, 1: 20, 2: 20, 3: 20, 4: 0, 5: 0}
+    assert found.details["known_intents"] == 4 and found.details["known_examples"] == 80
+
+
 def test_baseline_finds_separated_groups() -> None:
     vectors, labels = blobs(4, 8)
     found = kmeans_silhouette(vectors)
