@@ -18,12 +18,14 @@ benchmarks/results/discovery.json. Vectors are cached under var/bench/discovery.
 Scenario ``gaps`` is issue 22's: an intent model is trained (the trainer deskbot uses, a few
 epochs, on a sample of each intent's rows; cached under var/bench/discovery) on 60 of
 Banking77's 77 intents from train.csv, with one canned answer per known intent indexed; the
-77-intent ``--data`` goes through the server's reply path, one conversation per utterance;
-the real miner (``bot.gaps.mine``) then mines what was not answered confidently, once per
-method. The figures are for the mined messages (those in no topic count as one cluster of
-their own) against the gold intents present among them; a left-out intent is found "new" when
-a topic whose most frequent intent it is was marked "new" (its nearest known intent under
-``gaps.new_below``). Writes benchmarks/results/discovery_gaps.json.
+77-intent ``--data`` goes through the server's reply path, one conversation per utterance; the
+real miner (``bot.gaps.mine``) then mines what was not answered confidently, once per method:
+the baseline, deskbot's method (the known intents' examples clustered beside the messages, as
+the miner does) and deskbot's method on the messages alone. The figures are for the mined
+messages (those in no topic count as one cluster of their own) against the gold intents present
+among them; a left-out intent is found "new" when a topic whose most frequent intent it is was
+marked "new" (its nearest known intent under ``gaps.new_below``). Writes
+benchmarks/results/discovery_gaps.json.
 """
 
 from __future__ import annotations
@@ -300,8 +302,9 @@ def gaps_scenario(args: argparse.Namespace, embedder: Embedder) -> dict[str, Any
     home = prepare_gaps_home(train, embedder)
     encoder = MemoEncoder(embedder)
     methods = {
-        "baseline": ("baseline (k-means, silhouette)", lambda v: kmeans_silhouette(v, KS)),
-        "deskbot": ("deskbot (kNN graph spectrum, consensus)", discover),
+        "baseline": ("baseline (k-means, silhouette)", lambda v, known: kmeans_silhouette(v, KS)),
+        "deskbot": ("deskbot (with the known intents' examples)", discover),
+        "alone": ("deskbot without the known intents' examples", lambda v, known: discover(v)),
     }
     picked = {m: methods[m] for m in args.methods.split(",") if m}
     # The traffic is kept beside the model too: a rerun only mines (delete it to resend).
@@ -399,10 +402,10 @@ def print_gaps(report: dict[str, Any]) -> None:
         f">= {report['min_topic_size']} messages)\n"
     )
     cols = ("ACC", "NMI", "ARI", "F1")
-    print(f"{'method':42s} " + " ".join(f"{c:>6s}" for c in cols) + "    k  new/17   s")
+    print(f"{'method':46s} " + " ".join(f"{c:>6s}" for c in cols) + "    k  new/17   s")
     for r in report["results"]:
         print(
-            f"{r['method']:42s} {r['acc']:6.3f} {r['nmi']:6.3f} {r['ari']:6.3f} {r['f1']:6.3f} "
+            f"{r['method']:46s} {r['acc']:6.3f} {r['nmi']:6.3f} {r['ari']:6.3f} {r['f1']:6.3f} "
             f"{r['topics']:4d} {round(r['left_out_as_new'] * 17):4d}/17 {r['seconds']:6.1f}"
         )
 
@@ -414,7 +417,9 @@ def main() -> None:
     parser.add_argument("--label-col", default="category")
     parser.add_argument("--sample", type=int, default=0, help="Cluster a random sample of N.")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", default="baseline,deskbot")
+    parser.add_argument(
+        "--methods", default=None, help="Default: baseline,deskbot (gaps: baseline,deskbot,alone)."
+    )
     parser.add_argument(
         "--novelty", action="store_true", help="Also measure the 'new' threshold (see below)."
     )
@@ -428,6 +433,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.scenario == "gaps":
+        args.methods = args.methods if args.methods is not None else "baseline,deskbot,alone"
         started = time.perf_counter()
         report = gaps_scenario(args, Embedder(precision="fp32"))
         report["total_seconds"] = round(time.perf_counter() - started, 1)
@@ -439,6 +445,7 @@ def main() -> None:
         print(f"\nwritten to {out}")
         return
 
+    args.methods = args.methods if args.methods is not None else "baseline,deskbot"
     examples = read_csv(args.data, args.text_col, args.label_col)
     if args.sample and args.sample < len(examples):
         picked = np.random.default_rng(args.seed).choice(len(examples), args.sample, replace=False)
