@@ -427,7 +427,8 @@ class GapsSettings(Section):
 
     # The period mined when no --since is given, in days back from now.
     period_days: int = Field(7, ge=1, le=3650)
-    # A topic smaller than this is left out as noise.
+    # A topic smaller than this is left out as noise; the known intent's examples clustered
+    # with its messages count.
     min_topic_size: int = Field(3, ge=2)
     # A topic accepted as a new intent needs this many example messages, so that retraining
     # has some to train on and some to hold out.
