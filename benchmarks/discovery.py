@@ -431,9 +431,10 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.methods is None:  # "" is a choice: no method (--novelty alone)
+        args.methods = "baseline,deskbot,alone" if args.scenario == "gaps" else "baseline,deskbot"
 
     if args.scenario == "gaps":
-        args.methods = args.methods if args.methods is not None else "baseline,deskbot,alone"
         started = time.perf_counter()
         report = gaps_scenario(args, Embedder(precision="fp32"))
         report["total_seconds"] = round(time.perf_counter() - started, 1)
@@ -445,7 +446,6 @@ def main() -> None:
         print(f"\nwritten to {out}")
         return
 
-    args.methods = args.methods if args.methods is not None else "baseline,deskbot"
     examples = read_csv(args.data, args.text_col, args.label_col)
     if args.sample and args.sample < len(examples):
         picked = np.random.default_rng(args.seed).choice(len(examples), args.sample, replace=False)
