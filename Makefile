@@ -69,13 +69,18 @@ run: prepare
 	$(VENV)/bin/deskbot serve
 
 # --durations: the slowest tests are named at the end of every run (CI included), so a test that
-# starts to cost minutes is seen the day it does.
+# starts to cost minutes is seen the day it does. Two worker processes (pytest-xdist), each
+# running whole test files: one process alone leaves a core idle while it waits on servers,
+# databases and browsers. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: install
-	$(PY) -m pytest -q --durations=25
+	$(PYTEST) --durations=25
 
 # The tests that need no real model (not marked slow): a quick loop while editing.
 test-quick: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # mypy checks the packages [tool.mypy] names in pyproject.toml; tests/test_types.py runs the
 # same check inside `make test`, so CI has it too.

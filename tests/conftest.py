@@ -41,6 +41,11 @@ UNDER_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 REAL_MODEL_FIXTURES = frozenset({"embedder", "real_model", "first_bot"})
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the run's main process, not an xdist worker
+        head_start.open_scratch()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the slow preparations the collected tests need (tests/head_start.py)."""
     if session.config.option.collectonly:
