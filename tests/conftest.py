@@ -200,10 +200,14 @@ def sample_home(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Path
 
 
 @pytest.fixture(scope="session")
-def generator_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One generator cache for the session: the bundled model's converted copies depend only on
-    the packaged files, and converting them again for every home costs seconds per test."""
-    return tmp_path_factory.mktemp("generator-cache")
+def generator_cache() -> Path:
+    """One generator cache for the run, shared by the xdist workers: the bundled model's
+    converted copies depend only on the packaged files, and converting them again for every
+    home costs seconds per test (each conversion writes aside and renames, so two workers
+    converting at once leave one whole copy)."""
+    path = head_start.scratch() / "generator-cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 def share_generator_cache(home: Path, cache: Path) -> None:
