@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from bot.core.bundled import encoder_path
@@ -51,7 +52,11 @@ def tiny_encoder(path: Path) -> Path:
         intermediate_size=64,
         max_position_embeddings=512,
     )
-    BertModel(config, add_pooling_layer=False).save_pretrained(path)
+    # Seeded, so that every run and every xdist worker builds the same weights, whatever ran
+    # before it in that process.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        BertModel(config, add_pooling_layer=False).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
