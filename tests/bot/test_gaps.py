@@ -261,8 +261,8 @@ async def test_two_messages_of_a_known_intent_are_a_topic_beside_its_examples(
     log = Log(db)
     rates = [
         await log.turn(text, verdict="ambiguous", decision="suggest", intent="exchange_rate")
-        # Worded well clear of gaps.new_below (0.9): an encoder's int8 or bf16 vectors move a
-        # topic's similarity by a few thousandths from one machine to the next.
+        # Worded well clear of gaps.new_below (0.9), since the encoder's precision (int8, bf16)
+        # follows the machine: an earlier wording sat at 0.897 on one and passed on another.
         for text in (
             "what exchange rate do you apply to euros",
             "how do you calculate the exchange rate",
