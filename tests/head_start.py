@@ -33,6 +33,7 @@ from typing import IO
 ROOT = Path(__file__).resolve().parent.parent
 MYPY = ("-m", "mypy")  # the packages to check come from pyproject.toml
 SCRATCH_ENV = "DESKBOT_HEAD_START_DIR"
+PIDS = "children.pids"  # in the scratch directory: every child started, by any worker
 
 
 @dataclass
@@ -74,10 +75,6 @@ def scratch() -> Path:
     return Path(named) if named else open_scratch()
 
 
-def _pids_file() -> Path:
-    return scratch() / "children.pids"
-
-
 def start(name: str, *args: str) -> None:
     """Run ``python ARGS`` from the repository root, unless ``name`` runs already; in a run
     with several workers, once for all of them (see the module docstring)."""
@@ -92,7 +89,7 @@ def start(name: str, *args: str) -> None:
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: stopped with everything it starts
     )
-    with open(_pids_file(), "a", encoding="ascii") as fh:
+    with open(directory / PIDS, "a", encoding="ascii") as fh:
         fh.write(f"{process.pid}\n")
     _started[name] = Started(process, log)
 
@@ -118,7 +115,7 @@ def stop_all() -> None:
         started.log.close()
     _started.clear()
     for path in _owned:
-        pids = path / "children.pids"
+        pids = path / PIDS
         if pids.exists():
             for line in pids.read_text(encoding="ascii").split():
                 _kill_group(int(line))
