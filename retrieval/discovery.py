@@ -107,6 +107,40 @@ def knn_affinity(vectors: np.ndarray, neighbours: int) -> Any:
     return 0.5 * (graph + graph.T)
 
 
+# The messages' word pieces (3 to 5 characters within words) as a second view: a kNN graph of
+# their TF-IDF cosines added to the encoder's at this weight joins wordings that share rare
+# words ("top up", "pending", a misspelt "pendng") where the encoder leaves them on a border.
+LEXICAL_WEIGHT = 0.25
+
+
+def lexical_view(texts: Sequence[str]) -> Any | None:
+    """``texts``' TF-IDF matrix of word pieces (sparse), ``None`` when no piece occurs twice."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=2
+    )
+    try:
+        return vectorizer.fit_transform(texts)
+    except ValueError:  # an empty vocabulary: nothing to join by
+        return None
+
+
+def lexical_affinity(tfidf: Any, neighbours: int) -> Any:
+    """The symmetric neighbour graph of the TF-IDF rows (sparse, :data:`LEXICAL_WEIGHT` per
+    edge each way); texts that share no piece are never joined."""
+    from sklearn.neighbors import kneighbors_graph
+
+    # lexical_view's matrices have two rows at least (a piece must occur twice).
+    graph = kneighbors_graph(
+        tfidf, min(neighbours, tfidf.shape[0] - 1), metric="cosine", mode="distance"
+    )
+    # A distance of 1 is no shared piece: a neighbour only by the order of the ties.
+    graph.data = (graph.data < 1.0 - 1e-6).astype(np.float64)
+    graph.eliminate_zeros()
+    return LEXICAL_WEIGHT * 0.5 * (graph + graph.T)
+
+
 def _spectrum(affinity: Any, count: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``count`` smallest eigenvalues (ascending) of the normalised Laplacian, and their
     eigenvectors as columns."""
@@ -150,6 +184,7 @@ KNOWN_MAX = 4096
 def discover(
     vectors: np.ndarray,
     *,
+    texts: Sequence[str] | None = None,
     known: Sequence[np.ndarray] = (),
     min_topics: int = 2,
     max_topics: int = 200,
@@ -157,7 +192,8 @@ def discover(
     seed: int = 0,
 ) -> Clustering:
     """Deskbot's method: spectral clustering of the k-nearest-neighbour graph, the number of
-    topics read from its spectrum, the partition a consensus of several graphs.
+    topics read from its spectrum, the partition a consensus of several graphs (helped, given
+    ``texts``, by a graph of the words the messages share).
 
     Messages of one intent sit in dense, well-connected patches of the neighbour graph even
     where their patch is not round, which is what k-means on raw vectors assumes; each such
@@ -172,17 +208,25 @@ def discover(
     intent then joins that intent's patch instead of a topic of unrelated stragglers, and the
     patch is a topic of its own however few messages joined it. Only the messages are
     labelled; ``known_members`` counts the examples in each topic.
+
+    ``texts``, the messages' words, add :func:`lexical_affinity` between messages to the
+    graphs that are partitioned; the number of topics is still read from the encoder's graph
+    alone, which more edges would lower. The known examples are joined by meaning only: the
+    words a new intent shares with a known one ("card", "transfer") would pull its messages
+    into the known intent's patch.
     """
     x = _unit(vectors)
     n = len(x)
-    groups = [np.asarray(g) for g in known if len(g)]
-    if not groups:
-        labels, details = _spectral_consensus(x, min_topics, max_topics, neighbours, seed)
+    if texts is not None and len(texts) != n:
+        raise ValueError(f"{len(texts)} texts for {n} vectors")
+    kept = [i for i, g in enumerate(known) if len(g)]
+    if not kept:
+        labels, details = _spectral_consensus(x, texts, min_topics, max_topics, neighbours, seed)
         return Clustering(_relabel(labels), "spectral-consensus", details)
-    per = max(1, min(KNOWN_PER_INTENT, KNOWN_MAX // len(groups)))
-    examples = np.vstack([_unit(g[:per]) for g in groups])
+    per = max(1, min(KNOWN_PER_INTENT, KNOWN_MAX // len(kept)))
+    examples = np.vstack([_unit(np.asarray(known[i])[:per]) for i in kept])
     joint, details = _spectral_consensus(
-        np.vstack([x, examples]), min_topics, max_topics + len(groups), neighbours, seed
+        np.vstack([x, examples]), texts, min_topics, max_topics + len(kept), neighbours, seed
     )
     labels = _relabel(joint[:n])
     topic_of = {int(j): int(t) for j, t in zip(joint[:n], labels, strict=True)}
@@ -190,14 +234,20 @@ def discover(
     for j in joint[n:]:
         if int(j) in topic_of:
             members[topic_of[int(j)]] += 1
-    details = {**details, "known_intents": len(groups), "known_examples": len(examples)}
+    details = {**details, "known_intents": len(kept), "known_examples": len(examples)}
     return Clustering(labels, "spectral-consensus-known", details, tuple(members))
 
 
 def _spectral_consensus(
-    x: np.ndarray, min_topics: int, max_topics: int, neighbours: int | None, seed: int
+    x: np.ndarray,
+    texts: Sequence[str] | None,
+    min_topics: int,
+    max_topics: int,
+    neighbours: int | None,
+    seed: int,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """:func:`discover`'s partition of the unit vectors ``x``: raw labels and details."""
+    """:func:`discover`'s partition of the unit vectors ``x``: raw labels and details.
+    ``texts``, if given, are the words of the first ``len(texts)`` points."""
     from sklearn.cluster import KMeans
 
     n = len(x)
@@ -207,20 +257,33 @@ def _spectral_consensus(
     hi = max(min_topics, min(max_topics, n // 2))
     values, eigvecs = _spectrum(knn_affinity(x, nn), min(n - 1, hi + 1))
     k = int(np.clip((values < EIGEN_BELOW).sum(), min_topics, hi))
+    words = lexical_view(texts) if texts is not None else None
     runs = []
     for scale in CONSENSUS_SCALES:
         m = min(n - 1, max(2, round(nn * scale)))
-        vecs = eigvecs if m == nn else _spectrum(knn_affinity(x, m), min(n - 1, k))[1]
+        if words is None:
+            vecs = eigvecs if m == nn else _spectrum(knn_affinity(x, m), min(n - 1, k))[1]
+        else:
+            lexical = lexical_affinity(words, m)
+            lexical.resize((n, n))  # no word edges to the points without texts
+            affinity = knn_affinity(x, m) + lexical
+            vecs = _spectrum(affinity, min(n - 1, k))[1]
         emb = _rows_unit(vecs[:, :k])
         for s in range(CONSENSUS_SEEDS):
             runs.append(KMeans(k, n_init=3, random_state=seed + s).fit_predict(emb))
     membership = np.zeros((n, k * len(runs)), dtype=np.float32)
     for r, labels in enumerate(runs):
         membership[np.arange(n), r * k + labels] = 1.0
-    u, sv, _ = np.linalg.svd(membership, full_matrices=False)
+    try:
+        u, sv, _ = np.linalg.svd(membership, full_matrices=False)
+    except np.linalg.LinAlgError:  # the divide-and-conquer driver can fail to converge
+        from scipy.linalg import svd
+
+        u, sv, _ = svd(membership, full_matrices=False, lapack_driver="gesvd")
     emb = _rows_unit(u[:, :k] * sv[:k])
     labels = KMeans(k, n_init=3, random_state=seed).fit_predict(emb)
-    return labels, {"k": k, "neighbours": nn, "eigenvalue_k": round(float(values[k - 1]), 5)}
+    details = {"k": k, "neighbours": nn, "eigenvalue_k": round(float(values[k - 1]), 5)}
+    return labels, {**details, "lexical": words is not None}
 
 
 # -- evaluation ---------------------------------------------------------------------------

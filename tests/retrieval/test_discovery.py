@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from retrieval.discovery import NOISE, discover, kmeans_silhouette, score
+from retrieval.discovery import (
+    NOISE,
+    discover,
+    kmeans_silhouette,
+    lexical_affinity,
+    lexical_view,
+    score,
+)
 
 # Five intents, eight wordings each, written for this test.
 UTTERANCES = {
@@ -86,7 +93,8 @@ def test_discover_finds_separated_groups_without_k(groups: int, per: int) -> Non
     assert list(sizes) == sorted(sizes, reverse=True)
 
 
-def test_known_intents_examples_take_in_their_few_messages() -> None:
+@pytest.mark.parametrize("words", [False, True])
+def test_known_intents_examples_take_in_their_few_messages(words: bool) -> None:
     # Six intents: four known (their examples given), each with two messages among the mined
     # ones, and two new ones with twelve messages each.
     vectors, labels = blobs(6, 34, seed=3)
@@ -95,7 +103,9 @@ def test_known_intents_examples_take_in_their_few_messages() -> None:
         [np.flatnonzero(labels == g)[20:22] for g in range(4)]
         + [np.flatnonzero(labels == g)[:12] for g in (4, 5)]
     )
-    found = discover(vectors[picked], known=known)
+    # The messages' words (the examples have none): each group's words are its own.
+    texts = [f"question about subject{g} number {i}" for i, g in enumerate(labels[picked])]
+    found = discover(vectors[picked], known=known, texts=texts if words else None)
     assert found.method == "spectral-consensus-known"
     assert score(labels[picked].tolist(), found.labels.tolist())["acc"] == 1.0
     # Each pair of messages sits with its intent's 20 examples; the new intents' topics alone.
@@ -103,6 +113,56 @@ def test_known_intents_examples_take_in_their_few_messages() -> None:
     beside = {int(gold[found.labels == t][0]): m for t, m in enumerate(found.known_members)}
     assert beside == {0: 20, 1: 20, 2: 20, 3: 20, 4: 0, 5: 0}
     assert found.details["known_intents"] == 4 and found.details["known_examples"] == 80
+    assert found.details["lexical"] is words
+
+
+def test_words_tip_border_messages_to_their_group() -> None:
+    # Two overlapping groups of vectors; each group's texts share a phrase the other lacks.
+    phrases = ("please top up my balance", "cancel the pending transfer")
+    with_words, without = [], []
+    for seed in range(5):
+        vectors, labels = blobs(2, 30, dim=16, spread=1.2, seed=seed)
+        texts = [f"{phrases[g]} ref {i}" for i, g in enumerate(labels)]
+        for out, kwargs in ((with_words, {"texts": texts}), (without, {})):
+            found = discover(vectors, min_topics=2, max_topics=2, **kwargs)
+            out.append(score(labels.tolist(), found.labels.tolist())["acc"])
+    assert all(a >= b for a, b in zip(with_words, without, strict=True)), (with_words, without)
+    assert sum(with_words) > sum(without), (with_words, without)
+
+
+def test_lexical_graph_joins_only_texts_that_share_pieces() -> None:
+    texts = ["top up my card", "top up my card please", "pending transfer", "transfer pending?"]
+    graph = lexical_affinity(lexical_view(texts), 2).toarray()
+    assert (graph == graph.T).all()
+    assert graph[0, 1] > 0 and graph[2, 3] > 0
+    # Each text has two neighbours by rank, but shares no piece with the other pair.
+    assert graph[:2, 2:].sum() == 0 and graph[2:, :2].sum() == 0
+    assert lexical_view(["ab", "cd"]) is None  # no piece occurs twice
+
+
+def test_few_messages_with_texts_beside_many_known_examples() -> None:
+    vectors, labels = blobs(3, 24, seed=5)
+    known = [vectors[labels == g][:20] for g in range(3)]
+    messages = np.concatenate([vectors[labels == 0][20:22], vectors[labels == 2][20:21]])
+    found = discover(messages, texts=["lost card", "card lost", "refund"], known=known)
+    assert found.labels.tolist() == [0, 0, 1] and found.known_members == (20, 20)
+    assert lexical_affinity(lexical_view(["card lost", "lost card"]), 8).shape == (2, 2)
+
+
+def test_texts_must_match_the_vectors() -> None:
+    vectors, _ = blobs(2, 4)
+    with pytest.raises(ValueError, match="7 texts for 8 vectors"):
+        discover(vectors, texts=["a"] * 7)
+
+
+def test_consensus_falls_back_when_numpy_svd_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fails(*args: Any, **kwargs: Any) -> None:
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    vectors, labels = blobs(3, 10)
+    monkeypatch.setattr(np.linalg, "svd", fails)
+    found = discover(vectors)
+    assert score(labels.tolist(), found.labels.tolist())["acc"] == 1.0
 
 
 def test_baseline_finds_separated_groups() -> None:
@@ -116,7 +176,7 @@ def test_baseline_finds_separated_groups() -> None:
 def test_discover_groups_real_utterances(embedder: Any) -> None:
     texts = [t for group in UTTERANCES.values() for t in group]
     gold = [name for name, group in UTTERANCES.items() for _ in group]
-    found = discover(embedder.encode(texts))
+    found = discover(embedder.encode(texts), texts=texts)
     figures = score(gold, found.labels.tolist())
     assert found.n_topics == len(UTTERANCES), found.details
     assert figures["acc"] >= 0.9, figures
