@@ -10,7 +10,8 @@ ARI, cluster precision/recall/F1), with the number of topics found:
 
 - baseline: k-means for k = 10, 20, ... 200, the k with the best silhouette score kept;
 - deskbot: ``retrieval.discovery.discover`` (spectral clustering of the nearest-neighbour
-  graph, k from its spectrum, a consensus of several runs).
+  graph, k from its spectrum, a consensus of several runs, the partition helped by a graph of
+  the utterances' shared word pieces).
 
 Scenario ``utterances`` (the default) clusters every utterance of ``--data``; it writes
 benchmarks/results/discovery.json. Vectors are cached under var/bench/discovery.
@@ -302,9 +303,12 @@ def gaps_scenario(args: argparse.Namespace, embedder: Embedder) -> dict[str, Any
     home = prepare_gaps_home(train, embedder)
     encoder = MemoEncoder(embedder)
     methods = {
-        "baseline": ("baseline (k-means, silhouette)", lambda v, known: kmeans_silhouette(v, KS)),
+        "baseline": ("baseline (k-means, silhouette)", lambda v, **_: kmeans_silhouette(v, KS)),
         "deskbot": ("deskbot (with the known intents' examples)", discover),
-        "alone": ("deskbot without the known intents' examples", lambda v, known: discover(v)),
+        "alone": (
+            "deskbot without the known intents' examples",
+            lambda v, texts, **_: discover(v, texts=texts),
+        ),
     }
     picked = {m: methods[m] for m in args.methods.split(",") if m}
     # The traffic is kept beside the model too: a rerun only mines (delete it to resend).
@@ -456,7 +460,10 @@ def main() -> None:
 
     methods = {
         "baseline": ("baseline (k-means, silhouette)", lambda: kmeans_silhouette(vectors, KS)),
-        "deskbot": ("deskbot (kNN graph spectrum, consensus)", lambda: discover(vectors)),
+        "deskbot": (
+            "deskbot (kNN graphs of vectors and words, consensus)",
+            lambda: discover(vectors, texts=list(examples.texts)),
+        ),
     }
     rows = []
     for name, run in (methods[m] for m in args.methods.split(",") if m):

@@ -432,7 +432,7 @@ async def mine(
         known_vectors = np.split(flat, bounds)
     intent_centroids = np.stack([_centroid(v) for v in known_vectors]) if names else None
     clustering = (
-        cluster(vectors, known=known_vectors)
+        cluster(vectors, texts=texts, known=known_vectors)
         if len(found) >= cfg.min_topic_size or known_vectors
         else None
     )

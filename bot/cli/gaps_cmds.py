@@ -123,7 +123,11 @@ def eval_discovery(
     started = time.perf_counter()
     vectors = embedder.encode(list(examples.texts))
     encoded = time.perf_counter()
-    clustering = discover(vectors) if method == "deskbot" else kmeans_silhouette(vectors)
+    clustering = (
+        discover(vectors, texts=list(examples.texts))
+        if method == "deskbot"
+        else kmeans_silhouette(vectors)
+    )
     done = time.perf_counter()
     figures = score(list(examples.labels), clustering.labels.tolist())
     report = {
