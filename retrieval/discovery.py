@@ -219,14 +219,14 @@ def discover(
     n = len(x)
     if texts is not None and len(texts) != n:
         raise ValueError(f"{len(texts)} texts for {n} vectors")
-    kept = [i for i, g in enumerate(known) if len(g)]
-    if not kept:
+    groups = [np.asarray(g) for g in known if len(g)]
+    if not groups:
         labels, details = _spectral_consensus(x, texts, min_topics, max_topics, neighbours, seed)
         return Clustering(_relabel(labels), "spectral-consensus", details)
-    per = max(1, min(KNOWN_PER_INTENT, KNOWN_MAX // len(kept)))
-    examples = np.vstack([_unit(np.asarray(known[i])[:per]) for i in kept])
+    per = max(1, min(KNOWN_PER_INTENT, KNOWN_MAX // len(groups)))
+    examples = np.vstack([_unit(g[:per]) for g in groups])
     joint, details = _spectral_consensus(
-        np.vstack([x, examples]), texts, min_topics, max_topics + len(kept), neighbours, seed
+        np.vstack([x, examples]), texts, min_topics, max_topics + len(groups), neighbours, seed
     )
     labels = _relabel(joint[:n])
     topic_of = {int(j): int(t) for j, t in zip(joint[:n], labels, strict=True)}
@@ -234,7 +234,7 @@ def discover(
     for j in joint[n:]:
         if int(j) in topic_of:
             members[topic_of[int(j)]] += 1
-    details = {**details, "known_intents": len(kept), "known_examples": len(examples)}
+    details = {**details, "known_intents": len(groups), "known_examples": len(examples)}
     return Clustering(labels, "spectral-consensus-known", details, tuple(members))
 
 
@@ -255,19 +255,19 @@ def _spectral_consensus(
         return np.zeros(n, dtype=np.int64), {"k": min(n, 1)}
     nn = neighbours or neighbours_for(n)
     hi = max(min_topics, min(max_topics, n // 2))
-    values, eigvecs = _spectrum(knn_affinity(x, nn), min(n - 1, hi + 1))
+    base = knn_affinity(x, nn)
+    values, eigvecs = _spectrum(base, min(n - 1, hi + 1))
     k = int(np.clip((values < EIGEN_BELOW).sum(), min_topics, hi))
     words = lexical_view(texts) if texts is not None else None
     runs = []
     for scale in CONSENSUS_SCALES:
         m = min(n - 1, max(2, round(nn * scale)))
-        if words is None:
-            vecs = eigvecs if m == nn else _spectrum(knn_affinity(x, m), min(n - 1, k))[1]
-        else:
+        graph = base if m == nn else knn_affinity(x, m)
+        if words is not None:
             lexical = lexical_affinity(words, m)
             lexical.resize((n, n))  # no word edges to the points without texts
-            affinity = knn_affinity(x, m) + lexical
-            vecs = _spectrum(affinity, min(n - 1, k))[1]
+            graph = graph + lexical
+        vecs = eigvecs if graph is base else _spectrum(graph, min(n - 1, k))[1]
         emb = _rows_unit(vecs[:, :k])
         for s in range(CONSENSUS_SEEDS):
             runs.append(KMeans(k, n_init=3, random_state=seed + s).fit_predict(emb))
